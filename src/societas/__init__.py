@@ -1,0 +1,14 @@
+"""societas: societies of generative agents for simulation and social-science experiments.
+
+The package layout is the architecture:
+
+- ``societas.llm``: one async interface to language models (embedded llama.cpp, OpenAI-compatible
+  servers), with caching, metering and structured outputs.
+- ``societas.memory``: each agent's memory stream and its retrieval.
+- ``societas.world``: scenario files, places, the tile map and the world's state.
+- ``societas.agents``: personas and cognition (importance, reflection, planning, reaction, dialogue).
+- ``societas.engine``: the simulation loop, the run store, snapshots, forks and measurements.
+- ``societas.cli``: the ``societas`` command.
+"""
+
+__version__ = "0.1.0"
