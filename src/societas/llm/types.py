@@ -88,6 +88,14 @@ class LLMOutputError(LLMError):
         self.raw = raw
 
 
+class BackendTransientError(LLMError):
+    """A backend failure worth retrying: timeout, connection reset, HTTP 429/5xx.
+
+    Backends raise this; the client retries with backoff and, when retries run out, raises
+    :class:`LLMUnavailableError`.
+    """
+
+
 class LLMConfigError(LLMError):
     """A model specification or backend setting is wrong (unknown model, missing weights...)."""
 
