@@ -143,3 +143,84 @@ class HashEmbedder:
 def json_answer(obj: Any) -> str:
     """Serialise a scripted answer as the JSON text a model would emit."""
     return json.dumps(obj)
+
+
+class SchemaFiller:
+    """Builds a valid answer for any JSON schema: a stand-in model with no inference.
+
+    Strings come from ``hints`` by field name (a value, or a list cycled through within one
+    answer), else a short placeholder; enums take a hinted value when allowed, else pick with the
+    ``rng``; numbers take their range's midpoint; arrays get their minimum length (at least one
+    item, or ``hints["field[]"]``). As a :meth:`responder`, each answer is a pure function of the
+    call (the rng is re-seeded from the prompt), like a model behind a response cache. Used as a replayed model for engine tests and
+    scale benchmarks, where what matters is the engine's work, not the words.
+
+    >>> import random
+    >>> from pydantic import BaseModel
+    >>> class Answer(BaseModel):
+    ...     mood: str
+    >>> SchemaFiller(random.Random(0), {"mood": "calm"}).fill(Answer.model_json_schema())
+    {'mood': 'calm'}
+    """
+
+    def __init__(self, rng: Any, hints: dict[str, Any] | None = None) -> None:
+        self.rng = rng
+        self.hints = hints or {}
+        self._turn: dict[str, int] = {}
+
+    def fill(self, schema: dict[str, Any]) -> Any:
+        return self._value(schema, schema, "")
+
+    def responder(self, call: ScriptedCall) -> Any:
+        """A :data:`Responder` for :class:`ScriptedLLM` that fills each call's schema."""
+        digest = hashlib.blake2b(f"{call.purpose}\n{call.prompt_text}".encode(), digest_size=8)
+        self.rng.seed(int.from_bytes(digest.digest(), "little"))
+        self._turn.clear()
+        if call.schema is None:
+            return self._hint("text") or "ok"
+        return self.fill(call.schema.model_json_schema())
+
+    def _value(self, node: dict[str, Any], root: dict[str, Any], field_name: str) -> Any:
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            return self._value(root["$defs"][name], root, field_name)
+        for combinator in ("anyOf", "oneOf", "allOf"):
+            if combinator in node:
+                return self._value(node[combinator][0], root, field_name)
+        if "enum" in node:
+            hinted = self._hint(field_name)
+            return hinted if hinted in node["enum"] else self.rng.choice(node["enum"])
+        if "const" in node:
+            return node["const"]
+        kind = node.get("type", "object")
+        if kind == "object":
+            props = node.get("properties", {})
+            return {key: self._value(sub, root, key) for key, sub in props.items()}
+        if kind == "array":
+            count = max(1, int(node.get("minItems", 1)))
+            hinted = self.hints.get(f"{field_name}[]")
+            if isinstance(hinted, int):
+                count = max(count, min(hinted, int(node.get("maxItems", hinted))))
+            return [self._value(node.get("items", {}), root, field_name) for _ in range(count)]
+        if kind in ("integer", "number"):
+            low = node.get("minimum", 1)
+            high = node.get("maximum", low + 8)
+            middle = (low + high) / 2
+            return int(middle) if kind == "integer" else float(middle)
+        if kind == "boolean":
+            return False
+        text = self._hint(field_name)
+        if text is None:
+            text = field_name or "text"
+        limit = node.get("maxLength")
+        return text[:limit] if limit else text
+
+    def _hint(self, field_name: str) -> str | None:
+        hint = self.hints.get(field_name)
+        if hint is None:
+            return None
+        if isinstance(hint, list):
+            index = self._turn.get(field_name, 0)
+            self._turn[field_name] = index + 1
+            return str(hint[index % len(hint)])
+        return str(hint)
