@@ -1,0 +1,738 @@
+"""Scenario files: the map, places, objects, agents, news and gatherings of a simulated world.
+
+A scenario is a YAML file (the format is documented in ``docs/scenarios.md``). Loading one checks
+its structure and every cross-reference; each problem is reported with the file, the field path and
+the line::
+
+    town.yaml:57: agents[2].home: unknown place 'Cafe:kichen' (did you mean 'Cafe:kitchen'?)
+
+Examples
+--------
+>>> scenario = load_scenario("duo")
+>>> scenario.agent_names()
+['Iris Vance', 'Noah Bell']
+>>> scenario.places.describe(scenario.agent("Iris Vance").home)
+'the main room of Vance Flat'
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+
+import numpy as np
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from societas.agents.persona import Persona
+from societas.world.errors import (
+    FieldPath,
+    Issue,
+    ScenarioError,
+    UnknownAgentError,
+    WorldError,
+    did_you_mean,
+)
+from societas.world.places import PlaceTree, Tile, split_address
+from societas.world.tilemap import TileMap
+
+if TYPE_CHECKING:
+    from societas.engine.measurements import ScenarioInfo
+
+BUILTIN_PACKAGE = "societas.scenarios"
+WALL = "wall"
+VOID = "void"
+MAX_MAP_SIDE = 1000
+
+
+def _naive(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        raise ValueError("use local game time without a timezone, e.g. 2026-02-13T07:00")
+    return value
+
+
+GameTime = Annotated[datetime, AfterValidator(_naive)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+
+
+# -- the file's structure ---------------------------------------------------------------------
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObjectSpec(_Spec):
+    """An object in a room: where it stands, its usual state, what it is."""
+
+    tile: Tile
+    state: str = Field(default="idle", min_length=1, max_length=60)
+    description: str = Field(default="", max_length=200)
+
+
+class MapSpec(_Spec):
+    """The tile grid: one character per tile, the legend says what each character is."""
+
+    rows: list[str] = Field(min_length=1, max_length=MAX_MAP_SIDE)
+    legend: dict[str, str] = Field(min_length=1)
+
+
+class AgentSpec(Persona):
+    """A persona plus where the agent lives, starts, whom it knows and what it remembers."""
+
+    home: str = Field(min_length=1, description="Room address of the agent's home.")
+    spawn: str | None = Field(
+        default=None, description="Room address or spawn-point name; the home when absent."
+    )
+    relationships: dict[str, str] = Field(default_factory=dict, max_length=50)
+    memories: list[Annotated[str, Field(min_length=1, max_length=400)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+    @property
+    def persona(self) -> Persona:
+        """The agent's :class:`Persona` (without the placement and memory fields)."""
+        return Persona.model_validate(self.model_dump(include=set(Persona.model_fields)))
+
+
+class NewsSpec(_Spec):
+    """A piece of information whose spread through the population is measured.
+
+    A text passes it on when it holds a word or phrase of every ``keywords`` group.
+    """
+
+    id: ShortText
+    description: str = Field(min_length=1, max_length=400)
+    keywords: list[Annotated[list[ShortText], Field(min_length=1, max_length=20)]] = Field(
+        min_length=1, max_length=8
+    )
+    initial_knowers: list[str] = Field(default_factory=list)
+
+
+class GatheringSpec(_Spec):
+    """A planned event whose attendance is measured."""
+
+    id: ShortText
+    description: str = Field(min_length=1, max_length=400)
+    host: str
+    place: str = Field(description="Room or area address.")
+    start: GameTime
+    end: GameTime
+    min_minutes: float = Field(
+        default=15.0, ge=0, description="Minutes at the place that count as attending."
+    )
+    news_id: str | None = Field(
+        default=None, description="The news item announcing it; its knowers are the invited."
+    )
+
+
+class Scenario(_Spec):
+    """A validated scenario. Build one with :func:`load_scenario` or :func:`scenario_from_text`.
+
+    Constructing it directly (``Scenario.model_validate(data)``) checks the same rules, raising
+    ``ValidationError`` for structure and :class:`ScenarioError` for cross-references.
+    Treat it as immutable: worlds and their forks share it.
+    """
+
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(default="", max_length=2000)
+    start_time: GameTime
+    minutes_per_step: int = Field(default=10, ge=1, le=1440)
+    map: MapSpec
+    objects: dict[str, dict[str, ObjectSpec]] = Field(
+        default_factory=dict, description="Room address -> object name -> object."
+    )
+    spawns: dict[str, Tile] = Field(default_factory=dict, description="Named spawn tiles.")
+    agents: list[AgentSpec] = Field(min_length=1)
+    news: list[NewsSpec] = Field(default_factory=list)
+    gatherings: list[GatheringSpec] = Field(default_factory=list)
+
+    _places: PlaceTree | None = PrivateAttr(default=None)
+    _tilemap: TileMap | None = PrivateAttr(default=None)
+    _source_text: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        self._places, self._tilemap = _ScenarioChecker(self).run()
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # Fields only: the derived place tree and tile map follow from them.
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # holds lists and dicts
+
+    @property
+    def places(self) -> PlaceTree:
+        """The static place tree (areas, rooms, objects and their tiles)."""
+        assert self._places is not None  # set by validation
+        return self._places
+
+    @property
+    def tilemap(self) -> TileMap:
+        """The walkability grid with path finding to places."""
+        assert self._tilemap is not None
+        return self._tilemap
+
+    @property
+    def source_text(self) -> str:
+        """The YAML this scenario was read from (or an equivalent dump when built from data)."""
+        if self._source_text is None:
+            return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=100)
+        return self._source_text
+
+    def agent_names(self) -> list[str]:
+        return [agent.name for agent in self.agents]
+
+    def agent_specs(self) -> list[AgentSpec]:
+        """The agents in file order (each with ``persona``, ``home``, ``relationships``...)."""
+        return list(self.agents)
+
+    def initial_memories(self, name: str) -> list[str]:
+        return list(self.agent(name).memories)
+
+    def spawn_tiles(self) -> dict[str, Tile]:
+        """Start tile of each agent: its named spawn point, else a tile of its spawn room (the
+        home by default). Agents starting in one room get distinct tiles, middle first."""
+        placed: Counter[str] = Counter()
+        tiles: dict[str, Tile] = {}
+        for agent in self.agents:
+            spawn = agent.spawn or agent.home
+            if spawn in self.spawns:
+                tiles[agent.name] = self.spawns[spawn]
+                continue
+            room_tiles = self.places.tile_array(spawn)
+            spread = np.abs(room_tiles - room_tiles.mean(axis=0)).sum(axis=1)
+            order = np.lexsort((room_tiles[:, 0], room_tiles[:, 1], spread))
+            x, y = room_tiles[order[placed[spawn] % len(order)]]
+            placed[spawn] += 1
+            tiles[agent.name] = (int(x), int(y))
+        return tiles
+
+    def initial_places(self) -> dict[str, str]:
+        """The room each agent starts in."""
+        places = {}
+        for name, tile in self.spawn_tiles().items():
+            room = self.places.address_at(tile)
+            assert room is not None  # spawn tiles are walkable, so inside a room
+            places[name] = room
+        return places
+
+    def measurement_info(self) -> ScenarioInfo:
+        """What the run measurements need: agents, start, news, gatherings, acquaintances."""
+        from societas.engine import measurements  # the engine builds on the world, not vice versa
+
+        return measurements.ScenarioInfo(
+            agents=self.agent_names(),
+            start=self.start_time,
+            news=[
+                measurements.NewsSpec(
+                    id=news.id, keywords=news.keywords, initial_knowers=news.initial_knowers
+                )
+                for news in self.news
+            ],
+            gatherings=[
+                measurements.GatheringSpec(
+                    id=gathering.id,
+                    place=gathering.place,
+                    start=gathering.start,
+                    end=gathering.end,
+                    min_minutes=gathering.min_minutes,
+                    news_id=gathering.news_id,
+                )
+                for gathering in self.gatherings
+            ],
+            relationships={agent.name: list(agent.relationships) for agent in self.agents},
+            initial_places=self.initial_places(),
+        )
+
+    def agent(self, name: str) -> AgentSpec:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise UnknownAgentError(f"unknown agent {name!r}{did_you_mean(name, self.agent_names())}")
+
+    def object_spec(self, address: str) -> ObjectSpec:
+        """The specification of an object, by address ``Area:room:object``."""
+        room, _, name = address.rpartition(":")
+        self.places.object_tile(address)  # raises a clear error for unknown objects
+        return self.objects[room][name]
+
+    def news_item(self, news_id: str) -> NewsSpec:
+        for news in self.news:
+            if news.id == news_id:
+                return news
+        ids = [news.id for news in self.news]
+        raise WorldError(f"unknown news {news_id!r}{did_you_mean(news_id, ids)}")
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | None = None) -> Scenario:
+        """Validate plain data; every problem becomes a :class:`ScenarioError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise ScenarioError(_issues_from_validation(error), source) from None
+
+
+# -- cross-reference checks --------------------------------------------------------------------
+
+
+class _ScenarioChecker:
+    """Collects every problem the field types cannot express; raises them all at once."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.issues: list[Issue] = []
+
+    def add(self, path: FieldPath, message: str) -> None:
+        self.issues.append(Issue(path, message))
+
+    def fail_if_any(self) -> None:
+        if self.issues:
+            raise ScenarioError(self.issues)
+
+    def run(self) -> tuple[PlaceTree, TileMap]:
+        room_of_char = self.check_legend()
+        self.check_rows(room_of_char)
+        self.fail_if_any()  # the grid must be sound before anything refers to it
+        rows = self.scenario.map.rows
+        room_grid = [[room_of_char[char] for char in row] for row in rows]
+        bare_tree = PlaceTree(room_grid, {})
+        tilemap = TileMap([[room is not None for room in row] for row in room_grid])
+        self.check_rooms(room_of_char, bare_tree, tilemap)
+        objects = self.check_objects(bare_tree)
+        places = PlaceTree(room_grid, objects)
+        self.check_spawns(tilemap)
+        self.check_agents(places)
+        self.check_news()
+        self.check_gatherings(places)
+        self.fail_if_any()
+        return places, TileMap(tilemap.walkable, places)
+
+    # map ------------------------------------------------------------------------------------
+
+    def check_legend(self) -> dict[str, str | None]:
+        room_of_char: dict[str, str | None] = {}
+        for char, meaning in self.scenario.map.legend.items():
+            path = ("map", "legend", char)
+            if len(char) != 1:
+                self.add(path, f"legend keys are single characters, got {char!r}")
+            elif meaning in (WALL, VOID):
+                room_of_char[char] = None
+            elif _room_address_problem(meaning):
+                self.add(
+                    path,
+                    f"{meaning!r} is not 'wall', 'void' or a room address "
+                    f"'Area:room' ({_room_address_problem(meaning)})",
+                )
+            else:
+                room_of_char[char] = meaning
+        return room_of_char
+
+    def check_rows(self, room_of_char: dict[str, str | None]) -> None:
+        rows = self.scenario.map.rows
+        width = len(rows[0])
+        if not 0 < width <= MAX_MAP_SIDE:
+            self.add(("map", "rows", 0), f"rows must have 1 to {MAX_MAP_SIDE} characters")
+        legend = self.scenario.map.legend
+        for y, row in enumerate(rows):
+            if len(row) != width:
+                self.add(
+                    ("map", "rows", y),
+                    f"row {y} has {len(row)} characters; expected {width} like row 0",
+                )
+            unknown = sorted(set(row) - set(legend))
+            if unknown:
+                column = min(row.index(char) for char in unknown)
+                shown = ", ".join(repr(char) for char in unknown)
+                self.add(
+                    ("map", "rows", y),
+                    f"character {shown} (first at column {column}) is not in map.legend",
+                )
+        if not self.issues and not any(room_of_char.get(c) for row in rows for c in row):
+            self.add(("map", "rows"), "the map has no walkable tile")
+
+    def check_rooms(
+        self, room_of_char: dict[str, str | None], tree: PlaceTree, tilemap: TileMap
+    ) -> None:
+        for char, room in room_of_char.items():
+            if room is not None and room not in tree:
+                self.add(("map", "legend", char), f"room {room!r} has no tiles on the map")
+        labels = tilemap.component_labels()
+        sizes = np.bincount(labels[labels >= 0])
+        main = int(np.argmax(sizes))
+        reference = _largest_room_in(tree, labels, main)
+        cut_off = (labels >= 0) & (labels != main)
+        reported: set[str] = set()
+        for y, x in zip(*np.nonzero(cut_off), strict=True):
+            room = tree.address_at((int(x), int(y)))
+            if room is not None and room not in reported:
+                reported.add(room)
+                self.add(
+                    ("map", "rows", int(y)),
+                    f"tile [{x}, {y}] of {room!r} cannot be reached from {reference!r}",
+                )
+
+    # objects and spawns ---------------------------------------------------------------------
+
+    def check_objects(self, tree: PlaceTree) -> dict[str, Tile]:
+        valid: dict[str, Tile] = {}
+        for room, objects in self.scenario.objects.items():
+            if room not in tree or tree.get(room).kind != "room":
+                self.add(("objects", room), f"unknown room {room!r}{tree.suggest(room, 'room')}")
+                continue
+            for name, spec in objects.items():
+                path: FieldPath = ("objects", room, name)
+                if not name or name != name.strip() or ":" in name:
+                    self.add(
+                        path,
+                        f"object name {name!r} must be non-empty, without ':' "
+                        "or surrounding spaces",
+                    )
+                elif self.check_tile((*path, "tile"), spec.tile, tree.width, tree.height):
+                    found = tree.address_at(spec.tile)
+                    if found != room:
+                        where = f"on {found!r}" if found else "on a wall"
+                        self.add(
+                            (*path, "tile"),
+                            f"tile {list(spec.tile)} is {where}, not in room {room!r}",
+                        )
+                    else:
+                        valid[f"{room}:{name}"] = spec.tile
+        return valid
+
+    def check_tile(self, path: FieldPath, tile: Tile, width: int, height: int) -> bool:
+        x, y = tile
+        if 0 <= x < width and 0 <= y < height:
+            return True
+        self.add(path, f"tile {list(tile)} is off the {width}x{height} map")
+        return False
+
+    def check_spawns(self, tilemap: TileMap) -> None:
+        for name, tile in self.scenario.spawns.items():
+            path: FieldPath = ("spawns", name)
+            if not name or ":" in name:
+                self.add(path, f"spawn name {name!r} must be non-empty and without ':'")
+            elif self.check_tile(path, tile, tilemap.width, tilemap.height) and (
+                not tilemap.is_walkable(tile)
+            ):
+                self.add(path, f"tile {list(tile)} is not walkable")
+
+    # agents, news, gatherings ---------------------------------------------------------------
+
+    def check_agents(self, places: PlaceTree) -> None:
+        names = self.scenario.agent_names()
+        counts = Counter(names)
+        spawn_names = list(self.scenario.spawns)
+        for index, agent in enumerate(self.scenario.agents):
+            path: FieldPath = ("agents", index)
+            if counts[agent.name] > 1:
+                self.add((*path, "name"), f"duplicate agent name {agent.name!r}")
+            self.check_room((*path, "home"), agent.home, places)
+            if agent.spawn is not None and agent.spawn not in spawn_names:
+                self.check_room((*path, "spawn"), agent.spawn, places, spawn_names)
+            for other in agent.relationships:
+                if other == agent.name:
+                    self.add((*path, "relationships", other), "an agent cannot relate to itself")
+                elif other not in counts:
+                    self.add(
+                        (*path, "relationships", other),
+                        f"unknown agent {other!r}{did_you_mean(other, names)}",
+                    )
+
+    def check_room(
+        self, path: FieldPath, address: str, places: PlaceTree, extra: Iterable[str] = ()
+    ) -> None:
+        if address in places and places.get(address).kind == "room":
+            return
+        if address in places:
+            kind = places.get(address).kind
+            self.add(path, f"{address!r} is an {kind}; a room address 'Area:room' is needed")
+            return
+        choices = [*places.rooms(), *extra]
+        self.add(path, f"unknown place {address!r}{did_you_mean(address, choices)}")
+
+    def check_news(self) -> None:
+        names = self.scenario.agent_names()
+        ids = Counter(news.id for news in self.scenario.news)
+        for index, news in enumerate(self.scenario.news):
+            if ids[news.id] > 1:
+                self.add(("news", index, "id"), f"duplicate news id {news.id!r}")
+            for position, knower in enumerate(news.initial_knowers):
+                if knower not in names:
+                    self.add(
+                        ("news", index, "initial_knowers", position),
+                        f"unknown agent {knower!r}{did_you_mean(knower, names)}",
+                    )
+
+    def check_gatherings(self, places: PlaceTree) -> None:
+        names = self.scenario.agent_names()
+        ids = Counter(gathering.id for gathering in self.scenario.gatherings)
+        news_ids = [news.id for news in self.scenario.news]
+        for index, gathering in enumerate(self.scenario.gatherings):
+            path: FieldPath = ("gatherings", index)
+            if ids[gathering.id] > 1:
+                self.add((*path, "id"), f"duplicate gathering id {gathering.id!r}")
+            if gathering.host not in names:
+                self.add(
+                    (*path, "host"),
+                    f"unknown agent {gathering.host!r}{did_you_mean(gathering.host, names)}",
+                )
+            if gathering.place not in places or places.get(gathering.place).kind == "object":
+                choices = [*places.areas(), *places.rooms()]
+                self.add(
+                    (*path, "place"),
+                    f"unknown room or area {gathering.place!r}"
+                    f"{did_you_mean(gathering.place, choices)}",
+                )
+            if gathering.end <= gathering.start:
+                self.add((*path, "end"), "a gathering must end after it starts")
+            if gathering.news_id is not None and gathering.news_id not in news_ids:
+                self.add(
+                    (*path, "news_id"),
+                    f"unknown news {gathering.news_id!r}"
+                    f"{did_you_mean(gathering.news_id, news_ids)}",
+                )
+
+
+def _room_address_problem(address: str) -> str | None:
+    try:
+        parts = split_address(address)
+    except ValueError as error:
+        return str(error)
+    return None if len(parts) == 2 else f"{len(parts)} part(s) instead of 2"
+
+
+def _largest_room_in(tree: PlaceTree, labels: np.ndarray[Any, Any], component: int) -> str:
+    """The room with most tiles in a connected component (names it in messages)."""
+    room_ids = tree.room_ids[labels == component]
+    return tree.room_list[int(np.argmax(np.bincount(room_ids)))]
+
+
+# -- pydantic errors as issues ----------------------------------------------------------------
+
+
+def _issues_from_validation(error: ValidationError) -> list[Issue]:
+    issues = []
+    for detail in error.errors(include_url=False):
+        path = tuple(part for part in detail["loc"] if part != "[key]")
+        kind = detail["type"]
+        if kind == "extra_forbidden":
+            hint = did_you_mean(str(path[-1]), _field_names_at(path[:-1]))
+            message = f"unknown field {path[-1]!r}{hint}"
+        elif kind == "missing":
+            message = f"missing required field {path[-1]!r}"
+        else:
+            message = str(detail["msg"]).removeprefix("Value error, ")
+        issues.append(Issue(path, message))
+    return issues
+
+
+def _field_names_at(path: FieldPath) -> list[str]:
+    """Field names of the model found at ``path`` inside a scenario (for suggestions)."""
+    annotation: Any = Scenario
+    for part in path:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            annotation = field.annotation
+            continue
+        origin, args = get_origin(annotation), get_args(annotation)
+        if origin in (Union, types.UnionType):
+            annotation = next(arg for arg in args if arg is not type(None))
+            origin, args = get_origin(annotation), get_args(annotation)
+        if origin is list and isinstance(part, int):
+            annotation = args[0]
+        elif origin is dict and isinstance(part, str):
+            annotation = args[1]
+        else:
+            return []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+# -- YAML with line numbers --------------------------------------------------------------------
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MAX_NODES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML where only true/false are booleans (``state: off`` stays text) and times stay
+    text for pydantic to parse."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class _YamlReader:
+    """Builds plain data from a YAML node tree, remembering the line of every field path."""
+
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.lines: dict[FieldPath, int] = {}
+        self.budget = _MAX_NODES
+        self.open_nodes: set[int] = set()
+
+    def build(self, node: yaml.Node, path: FieldPath) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise ScenarioError([Issue(path, "the document is too large")])
+        if id(node) in self.open_nodes:
+            raise ScenarioError([Issue(path, "an alias refers to its own ancestor")])
+        if isinstance(node, yaml.MappingNode):
+            return self.guarded(node, lambda: self.mapping(node, path))
+        if isinstance(node, yaml.SequenceNode):
+            return self.guarded(node, lambda: self.sequence(node, path))
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
+            problem = getattr(error, "problem", None) or str(error)
+            raise ScenarioError([Issue(path, f"invalid value: {problem}", _line(node))]) from None
+
+    def guarded(self, node: yaml.Node, build: Any) -> Any:
+        self.open_nodes.add(id(node))
+        try:
+            return build()
+        finally:
+            self.open_nodes.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
+        explicit = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
+        self.loader.flatten_mapping(node)  # resolves "<<" merge keys, placing them first
+        merged = len(node.value) - explicit
+        result: dict[str, Any] = {}
+        written: set[str] = set()  # keys written in this mapping itself (merged ones may repeat)
+        for position, (key_node, value_node) in enumerate(node.value):
+            if not isinstance(key_node, yaml.ScalarNode):
+                issue = Issue(path, "mapping keys must be plain text", _line(key_node))
+                raise ScenarioError([issue])
+            key = str(key_node.value)
+            child = (*path, key)
+            if key in written:
+                raise ScenarioError([Issue(child, f"duplicate key {key!r}", _line(key_node))])
+            if position >= merged:
+                written.add(key)
+            self.lines[child] = _line(key_node)
+            result[key] = self.build(value_node, child)
+        return result
+
+    def sequence(self, node: yaml.SequenceNode, path: FieldPath) -> list[Any]:
+        items = []
+        for index, item in enumerate(node.value):
+            self.lines[(*path, index)] = _line(item)
+            items.append(self.build(item, (*path, index)))
+        return items
+
+    def line_of(self, path: FieldPath) -> int | None:
+        """Line of the field, else of its nearest enclosing field that is in the file."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, _YamlReader]:
+    loader = _Loader(text)
+    reader = _YamlReader(loader)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScenarioError([Issue((), "the file is empty")], source)
+        reader.lines[()] = _line(node)
+        return reader.build(node, ()), reader
+    except ScenarioError as error:
+        raise error.located(source, reader.line_of) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = int(mark.line) + 1 if mark is not None else None
+        problem = error.problem or error.context or "malformed"
+        raise ScenarioError([Issue((), f"invalid YAML: {problem}", line)], source) from None
+    except yaml.YAMLError as error:
+        raise ScenarioError([Issue((), f"invalid YAML: {error}")], source) from None
+    except RecursionError:
+        raise ScenarioError([Issue((), "invalid YAML: nested too deeply")], source) from None
+    finally:
+        loader.dispose()
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def scenario_from_text(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario YAML text; ``source`` names it in error messages."""
+    data, reader = _read_yaml(text, source)
+    if not isinstance(data, dict):
+        message = "a scenario is a mapping of fields (name, start_time, map, agents, ...)"
+        raise ScenarioError([Issue((), message, reader.line_of(()))], source)
+    try:
+        scenario = Scenario.from_dict(data)
+    except ScenarioError as error:
+        raise error.located(source, reader.line_of) from None
+    scenario._source_text = text
+    return scenario
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Load a scenario from a YAML file path or a built-in name (:func:`list_builtin_scenarios`).
+
+    >>> load_scenario("town").name
+    'Alder Creek'
+    """
+    path = Path(source)
+    looks_like_file = (
+        isinstance(source, Path) or path.suffix in (".yaml", ".yml") or (len(path.parts) > 1)
+    )
+    if looks_like_file or path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            issue = Issue((), f"cannot read scenario file: {error}")
+            raise ScenarioError([issue], str(source)) from error
+        return scenario_from_text(text, str(source))
+    name = str(source)
+    if name not in list_builtin_scenarios():
+        known = ", ".join(list_builtin_scenarios())
+        message = f"no scenario file or built-in scenario named {name!r} (built-ins: {known})"
+        raise ScenarioError([Issue((), message + did_you_mean(name, list_builtin_scenarios()))])
+    text = resources.files(BUILTIN_PACKAGE).joinpath(f"{name}.yaml").read_text("utf-8")
+    return scenario_from_text(text, f"{name}.yaml")
+
+
+def list_builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped with societas, e.g. ``['duo', 'town']``."""
+    folder = resources.files(BUILTIN_PACKAGE)
+    return sorted(
+        item.name[: -len(".yaml")] for item in folder.iterdir() if item.name.endswith(".yaml")
+    )
