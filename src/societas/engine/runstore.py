@@ -61,6 +61,7 @@ _SCHEMA_STATEMENTS = (
     "CREATE INDEX events_step ON events(step)",
     "CREATE INDEX events_agent_step ON events(agent, step)",
     "CREATE INDEX events_kind_step ON events(kind, step)",
+    "CREATE INDEX events_agent_kind_step ON events(agent, kind, step)",
     "CREATE TABLE checkpoints(step INTEGER PRIMARY KEY, time TEXT NOT NULL, state BLOB NOT NULL)",
 )
 _TABLES = frozenset({"meta", "events", "checkpoints"})

@@ -1,0 +1,232 @@
+"""The viewer end to end in headless Chromium: map, time controls, agent and town panels, live mode.
+
+Needs Debian's chromium at /usr/bin/chromium (``scripts/install-browser.sh``) and the
+``playwright`` package; Playwright's own browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvicorn
+
+from societas.viewer.app import create_app
+from societas.viewer.sample import START, write_sample_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs /usr/bin/chromium; run scripts/install-browser.sh to install it",
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+Image = pytest.importorskip("PIL.Image", reason="needs Pillow to measure the screenshot")
+
+AGENTS, STEPS = 6, 48
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ViewerServer:
+    """The viewer app served by uvicorn on a background thread."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(run_dir, allowed_hosts=["127.0.0.1"], poll_s=0.1),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> ViewerServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the viewer server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+def wait_for(page: Any, expression: str, timeout: float = 15.0) -> Any:
+    """Poll a JS expression until it is truthy (the page's CSP forbids eval-based waiting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(f"() => {expression}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.1)
+
+
+def positions(page: Any) -> list[float]:
+    return list(page.evaluate("() => Array.from(window.societasViewer.mapView.state.positions)"))
+
+
+def open_viewer(page: Any, url: str) -> None:
+    page.goto(url)
+    wait_for(page, "window.societasViewer && window.societasViewer.mapView.state !== null")
+
+
+def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
+    write_sample_run(tmp_path, agents=AGENTS, steps=STEPS, seed=5)
+    with ViewerServer(tmp_path) as server:
+        open_viewer(page, server.url)
+
+        # The agents are on the map, listed, and the clock shows the start of the run.
+        start = positions(page)
+        assert not any(np.isnan(start)), "every agent has a position at step 0"
+        assert page.locator(".agent-row").count() == AGENTS
+        assert page.locator("#clock-time").inner_text() == START.strftime("%H:%M")
+        assert page.locator("#run-status").inner_text().lower() == "finished"
+
+        # Scrub to the end of the run: the clock moves and agents are elsewhere.
+        page.locator("#scrubber").focus()
+        page.keyboard.press("End")
+        wait_for(page, f"window.societasViewer.mapView.state.step === {STEPS - 1}")
+        assert positions(page) != start
+        assert page.locator("#step-label").inner_text() == f"step {STEPS - 1} / {STEPS - 1}"
+        assert page.locator("#clock-time").inner_text() == "15:50"
+
+        # Jump to a game time.
+        page.fill("#jump-input", "09:00")
+        page.press("#jump-input", "Enter")
+        wait_for(page, "window.societasViewer.playback.t === 6")
+        assert page.locator("#clock-time").inner_text() == "09:00"
+
+        # Play for a moment, then pause.
+        page.select_option("#speed", "8")
+        page.click("#play")
+        wait_for(page, "window.societasViewer.playback.t > 8")
+        page.click("#play")
+        paused_at = page.evaluate("() => window.societasViewer.playback.t")
+        page.wait_for_timeout(300)
+        assert page.evaluate("() => window.societasViewer.playback.t") == paused_at
+
+        # Click an agent on the canvas: the agent panel opens with their memories.
+        page.evaluate("() => window.societasViewer.playback.seek(30)")
+        wait_for(page, "window.societasViewer.mapView.state.step === 30")
+        x, y = page.evaluate("() => window.societasViewer.mapView.screenOf(2)")
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        name = page.evaluate("() => window.societasViewer.names[2]")
+        wait_for(page, "document.querySelectorAll('#tab-agent .memory').length > 0")
+        assert page.locator("#tab-agent h2").inner_text() == name
+        assert page.locator("#tab-agent .plan li").count() > 0
+        first_memory = page.locator("#tab-agent .memory-text").first.inner_text()
+        assert first_memory
+        assert page.locator("#tab-agent .importance").first.inner_text().startswith("★")
+
+        # Search the agent panel: only the morning's plan memory matches.
+        page.fill("#agent-search", "PLAN FOR TODAY")
+        wait_for(page, "document.querySelectorAll('#tab-agent .memory').length === 1")
+        assert page.locator("#tab-agent .memory-text").inner_text().startswith("Plan for today")
+
+        # The town panel draws diffusion, the network and model usage.
+        page.click("#tab-button-town")
+        wait_for(page, "document.querySelectorAll('#tab-town .figure').length === 4")
+        wait_for(page, "document.querySelectorAll('#tab-town .legend li').length > 0")
+        assert "agent-hour" in page.locator("#tab-town .usage").inner_text()
+
+        shot = page.screenshot()
+        (tmp_path / "viewer.png").write_bytes(shot)
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float64)
+        assert pixels.shape == (860, 1400)
+        assert pixels.std() > 20, "the screenshot is not blank"
+        map_box = page.locator("#map").bounding_box()
+        region = pixels[
+            int(map_box["y"]) : int(map_box["y"] + map_box["height"]),
+            int(map_box["x"]) : int(map_box["x"] + map_box["width"]),
+        ]
+        assert len(np.unique(region.round())) > 30, "the map shows more than a few flat colours"
+
+
+def append_step(db: Path, step: int, tile: list[int]) -> None:
+    moment = (START + timedelta(minutes=10 * step)).isoformat()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO events(step, time, kind, agent, data) VALUES (?, ?, 'move', ?, ?)",
+            (step, moment, "Mara Quist", f'{{"tile": [{tile[0]}, {tile[1]}], "place": "x"}}'),
+        )
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'last_step'", (str(step),))
+
+
+def test_follow_a_run_while_it_is_written(page: Any, tmp_path: Path) -> None:
+    write_sample_run(tmp_path, agents=3, steps=10, status="running", summary=False)
+    db = tmp_path / "run.sqlite"
+    with ViewerServer(tmp_path) as server:
+        open_viewer(page, server.url)
+        assert page.locator("#run-status").inner_text().lower() == "● live"
+        assert page.locator("#follow-box").is_visible()
+        page.check("#follow")
+
+        for step in (10, 11, 12):
+            append_step(db, step, [20, 14 + step])
+        wait_for(page, "window.societasViewer.playback.lastStep === 12")
+        wait_for(page, "window.societasViewer.mapView.state.step === 12")
+        assert positions(page)[:2] == [20.0, 26.0], "the newest position is drawn"
+        assert page.locator("#scrubber").get_attribute("max") == "12"
+
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE meta SET value = '\"finished\"' WHERE key = 'status'")
+        wait_for(page, "document.getElementById('run-status').textContent === 'finished'")
+        assert not page.locator("#follow-box").is_visible()
