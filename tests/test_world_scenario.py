@@ -221,29 +221,34 @@ def test_good_file_loads_with_its_content() -> None:
             "List should have at least 1 item",
         ),
         (
-            "initial_knowers: [Iris Vance]\n",
-            "initial_knowers: [Iris Vance]\n" + GATHERING.replace("Iris Vance", "Iris Vanse"),
+            "question: Do you know of any club starting in town?\n",
+            "question: Do you know of any club starting in town?\n"
+            + GATHERING.replace("Iris Vance", "Iris Vanse"),
             "gatherings[0].host",
             "host:",
             "unknown agent 'Iris Vanse' (did you mean 'Iris Vance'?)",
         ),
         (
-            "initial_knowers: [Iris Vance]\n",
-            "initial_knowers: [Iris Vance]\n" + GATHERING.replace("Corner Cafe", "Corner Caffe"),
+            "question: Do you know of any club starting in town?\n",
+            "question: Do you know of any club starting in town?\n"
+            + GATHERING.replace("Corner Cafe", "Corner Caffe"),
             "gatherings[0].place",
             "place:",
             "unknown room or area 'Corner Caffe' (did you mean 'Corner Cafe'?)",
         ),
         (
-            "initial_knowers: [Iris Vance]\n",
-            "initial_knowers: [Iris Vance]\n" + GATHERING.replace("16:00", "14:00"),
+            "question: Do you know of any club starting in town?\n",
+            "question: Do you know of any club starting in town?\n"
+            + GATHERING.replace("16:00", "14:00"),
             "gatherings[0].end",
             "end: 2026-03-08T14:00",
             "a gathering must end after it starts",
         ),
         (
-            "initial_knowers: [Iris Vance]\n",
-            "initial_knowers: [Iris Vance]\n" + GATHERING + "    news_id: bookclub\n",
+            "question: Do you know of any club starting in town?\n",
+            "question: Do you know of any club starting in town?\n"
+            + GATHERING
+            + "    news_id: bookclub\n",
             "gatherings[0].news_id",
             "news_id:",
             "unknown news 'bookclub' (did you mean 'book_club'?)",

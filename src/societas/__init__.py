@@ -6,7 +6,8 @@ The package layout is the architecture:
   servers), with caching, metering and structured outputs.
 - ``societas.memory``: each agent's memory stream and its retrieval.
 - ``societas.world``: scenario files, places, the tile map and the world's state.
-- ``societas.agents``: personas and cognition (importance, reflection, planning, reaction, dialogue).
+- ``societas.agents``: personas and cognition (importance, reflection, planning, reaction,
+  dialogue).
 - ``societas.engine``: the simulation loop, the run store, snapshots, forks and measurements.
 - ``societas.cli``: the ``societas`` command.
 """

@@ -2,7 +2,8 @@
 
 :class:`ScriptedLLM` implements :class:`~societas.llm.types.LanguageModel` directly: a responder
 function maps (purpose, messages, schema) to an answer (a pydantic object, a dict, or JSON text).
-:class:`HashEmbedder` gives deterministic bag-of-words embeddings, so texts sharing words are similar.
+:class:`HashEmbedder` gives deterministic bag-of-words embeddings: texts sharing words are
+similar.
 
 Examples
 --------
@@ -75,7 +76,9 @@ class ScriptedLLM:
                 return schema.model_validate_json(answer)
             return schema.model_validate(answer)
         except ValueError as error:
-            raise LLMOutputError(f"scripted answer invalid for {schema.__name__}", str(answer)) from error
+            raise LLMOutputError(
+                f"scripted answer invalid for {schema.__name__}", str(answer)
+            ) from error
 
     async def chat_text(
         self,
@@ -134,7 +137,8 @@ class HashEmbedder:
                 out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return out / norms
+        out /= norms
+        return out
 
     async def aclose(self) -> None:
         return None
@@ -152,8 +156,10 @@ class SchemaFiller:
     answer), else a short placeholder; enums take a hinted value when allowed, else pick with the
     ``rng``; numbers take their range's midpoint; arrays get their minimum length (at least one
     item, or ``hints["field[]"]``). As a :meth:`responder`, each answer is a pure function of the
-    call (the rng is re-seeded from the prompt), like a model behind a response cache. Used as a replayed model for engine tests and
-    scale benchmarks, where what matters is the engine's work, not the words.
+    call (the rng is re-seeded from the prompt), like a model behind a response cache.
+
+    Used as a replayed model for engine tests and scale benchmarks, where what matters is the
+    engine's work, not the words.
 
     >>> import random
     >>> from pydantic import BaseModel

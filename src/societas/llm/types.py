@@ -104,9 +104,9 @@ class LLMConfigError(LLMError):
 class ChatBackend(Protocol):
     """A raw text-generation engine. Implementations: embedded llama.cpp, OpenAI-compatible, fakes.
 
-    ``model_id`` identifies the exact weights (e.g. name plus file sha256) and is part of cache keys.
-    ``supports_json_schema`` says whether ``json_schema`` constrains decoding; when False, the client
-    validates and repairs instead.
+    ``model_id`` identifies the exact weights (e.g. name plus file sha256) and is part of cache
+    keys. ``supports_json_schema`` says whether ``json_schema`` constrains decoding; when False,
+    the client validates and repairs instead.
     """
 
     model_id: str

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import types
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence, Iterable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -122,6 +122,12 @@ class NewsSpec(_Spec):
         min_length=1, max_length=8
     )
     initial_knowers: list[str] = Field(default_factory=list)
+    question: str | None = Field(
+        default=None,
+        max_length=300,
+        description="What to ask each agent at the end of a run to learn who knows (without "
+        "telling them the news), e.g. 'Do you know who is running for the council?'.",
+    )
 
 
 class GatheringSpec(_Spec):
@@ -281,6 +287,28 @@ class Scenario(_Spec):
                 return news
         ids = [news.id for news in self.news]
         raise WorldError(f"unknown news {news_id!r}{did_you_mean(news_id, ids)}")
+
+    def with_agents(self, names: Sequence[str]) -> Scenario:
+        """The same world with only ``names`` living in it (in that order).
+
+        Relationships, news knowers and gatherings that mention someone left out are trimmed, so
+        a benchmark or an experiment can run a smaller town from the same file.
+        """
+        unknown = [name for name in names if name not in self.agent_names()]
+        if unknown:
+            raise WorldError(f"unknown agents {unknown}; agents: {self.agent_names()}")
+        keep = set(names)
+        data = self.model_dump(mode="json")
+        by_name = {agent["name"]: agent for agent in data["agents"]}
+        data["agents"] = [by_name[name] for name in names]
+        for agent in data["agents"]:
+            agent["relationships"] = {
+                other: note for other, note in agent["relationships"].items() if other in keep
+            }
+        for news in data["news"]:
+            news["initial_knowers"] = [n for n in news["initial_knowers"] if n in keep]
+        data["gatherings"] = [g for g in data["gatherings"] if g["host"] in keep]
+        return Scenario.from_dict(data, source=f"{self.name} ({len(names)} agents)")
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> Scenario:

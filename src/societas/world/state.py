@@ -233,21 +233,17 @@ class World:
         ]
 
     def agents_near(self, agent: str, radius: int = 4) -> list[str]:
-        """Other agents in view, nearest first: everyone in the same room, and anyone within
-        ``radius`` tiles (Chebyshev) in the same area (a street, a park)."""
+        """Other agents within ``radius`` tiles (Chebyshev) in the same area, nearest first."""
         return [seen.name for seen in self._agents_in_view(agent, radius)]
 
     def _agents_in_view(self, agent: str, radius: int) -> list[SeenAgent]:
         x, y = self.position(agent)
         area = self.area_of(agent)
-        room = self.place_of(agent)
         seen_agents = []
         for other in self._agents:
             other_x, other_y = self._positions[other]
             distance = max(abs(other_x - x), abs(other_y - y))
-            if other == agent or self.area_of(other) != area:
-                continue
-            if distance > radius and self.place_of(other) != room:
+            if other == agent or distance > radius or self.area_of(other) != area:
                 continue
             text, emoji = self._activities[other]
             seen = SeenAgent(other, (other_x, other_y), self.place_of(other), distance, text, emoji)
@@ -256,7 +252,8 @@ class World:
         return seen_agents
 
     def perceive(self, agent: str, radius: int = 4, limit: int = 8) -> Perception:
-        """What ``agent`` notices: other agents in view (see :meth:`agents_near`), and objects in that area whose state is not their usual one (at any
+        """What ``agent`` notices: other agents within ``radius`` tiles (Chebyshev distance) in the
+        same area, and objects in that area whose state is not their usual one (at any
         distance); nearest first, at most ``limit`` of each."""
         x, y = self.position(agent)
         place = self.place_of(agent)

@@ -1,0 +1,130 @@
+"""Economy and speed of a town simulation, beside the original Generative Agents' figures.
+
+Runs the default town (or any scenario) with N of its agents for H game hours on a model, with a
+fresh response cache, then runs the same work again from the warm cache. The first run gives the
+cost (calls and tokens per agent per game hour) and the wall time; the replay, which makes no model
+call, gives the engine's own time, so ``share_outside_model`` = replay wall / first wall, measured
+in one process.
+
+    .venv/bin/python benchmarks/town.py --agents 5 --hours 16            # the 5-agent town day
+    .venv/bin/python benchmarks/town.py --model smollm2-135m --hours 1   # a quick look
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from societas.engine.config import SimulationConfig
+from societas.engine.measurements import summarise_run
+from societas.engine.runstore import RunStore
+from societas.engine.simulation import Simulation
+from societas.llm.registry import open_llm
+from societas.world.scenario import Scenario, load_scenario
+
+# Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and
+# 6.6 M tokens (the reference repository's issue #156).
+ORIGINAL = {"calls_per_agent_hour": 55, "tokens_per_agent_hour": 26_000}
+TARGET = {"calls_per_agent_hour": 4, "tokens_per_agent_hour": 2_000, "town_day_wall_s": 1800}
+
+
+async def simulate(
+    scenario: Scenario, model: str, hours: float, seed: int, work: Path, tag: str, cache: Path
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    async with open_llm(model, cache_path=cache) as llm:
+        opened = time.perf_counter()
+        sim = await Simulation.start(
+            scenario, work / tag, llm, SimulationConfig(seed=seed), meter=llm.meter
+        )
+        await sim.run(hours=hours)
+        sim.close("finished")
+        snapshot = llm.meter.snapshot()
+    wall = time.perf_counter() - opened
+    with RunStore.open(work / tag, readonly=True) as store:
+        summary = summarise_run(store, scenario.measurement_info())
+    return {
+        "wall_s": round(wall, 2),
+        "model_load_s": round(opened - started, 2),
+        "meter": json.loads(snapshot.model_dump_json()),
+        "summary": json.loads(summary.model_dump_json()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", default="town")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--agents", type=int, default=5)
+    parser.add_argument("--hours", type=float, default=16.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
+    args = parser.parse_args()
+
+    base = load_scenario(args.scenario)
+    scenario = base.with_agents(base.agent_names()[: args.agents])
+    agents = len(scenario.agents)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="societas-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "llm-cache.sqlite"
+    first = asyncio.run(simulate(scenario, args.model, args.hours, args.seed, work, "first", cache))
+    replay = asyncio.run(
+        simulate(scenario, args.model, args.hours, args.seed, work, "replay", cache)
+    )
+
+    # Backend calls and tokens as the meter counted them (a call answered from the cache within
+    # the first run costs nothing and is not counted).
+    total = first["meter"]["total"]
+    agent_hours = agents * args.hours
+    calls = total["calls"]
+    tokens = total["prompt_tokens"] + total["completion_tokens"]
+    replay_calls = replay["meter"]["total"]["calls"]
+    result = {
+        "benchmark": "town",
+        "scenario": scenario.name,
+        "model": args.model,
+        "agents": agents,
+        "game_hours": args.hours,
+        "cpu_count": os.cpu_count(),
+        "wall_s": first["wall_s"],
+        "model_load_s": first["model_load_s"],
+        "calls": calls,
+        "tokens": tokens,
+        "prompt_tokens": total["prompt_tokens"],
+        "completion_tokens": total["completion_tokens"],
+        "cached_prompt_tokens": total["cached_prompt_tokens"],
+        "model_time_s": round(total["wall_s"], 2),
+        "calls_per_agent_hour": round(calls / agent_hours, 3),
+        "tokens_per_agent_hour": round(tokens / agent_hours, 1),
+        "by_purpose": {
+            purpose: {"calls": t["calls"], "tokens": t["prompt_tokens"] + t["completion_tokens"]}
+            for purpose, t in first["meter"]["purposes"].items()
+        },
+        "replay_wall_s": replay["wall_s"],
+        "replay_backend_calls": replay_calls,
+        "share_outside_model": round(replay["wall_s"] / max(first["wall_s"], 1e-9), 4),
+        "news_final_share": {n["news_id"]: n["final_share"] for n in first["summary"]["news"]},
+        "network_density_end": first["summary"]["network"]["end"],
+        "original": ORIGINAL,
+        "target": TARGET,
+        "calls_ratio_vs_original": round(calls / agent_hours / ORIGINAL["calls_per_agent_hour"], 4),
+        "tokens_ratio_vs_original": round(
+            tokens / agent_hours / ORIGINAL["tokens_per_agent_hour"], 4
+        ),
+        "runs": str(work),
+    }
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""One generative agent: persona, memory stream, plan and what it is doing now.
+
+The agent holds its own state and knows how to think (plan, refine, remember, reflect, answer);
+the engine decides *when* it thinks and applies what it does to the world. Everything the agent
+does that the run store should record goes to its ``outbox`` as ``(kind, data)`` pairs, which the
+engine drains into events each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from societas.agents.cognition.importance import ImportanceMemo, rate_importance
+from societas.agents.cognition.planning import (
+    SLEEPING,
+    Action,
+    Commitment,
+    DayPlan,
+    PlanBlock,
+    decompose_block,
+    plan_day,
+    revise_plan,
+)
+from societas.agents.cognition.reflection import reflect, should_reflect
+from societas.agents.persona import Persona
+from societas.engine.config import SimulationConfig
+from societas.llm.types import LanguageModel
+from societas.memory.records import MemoryKind
+from societas.memory.retrieval import RetrievalWeights, retrieve
+from societas.memory.stream import MemoryStream
+
+MINUTES_PER_DAY = 24 * 60
+SLEEP_EMOJI = "😴"
+
+
+def minute_of_day(moment: datetime) -> int:
+    return moment.hour * 60 + moment.minute
+
+
+@dataclass
+class Agent:
+    """A persona with a memory stream, a day plan and a current action."""
+
+    persona: Persona
+    home: str
+    memory: MemoryStream = field(default_factory=MemoryStream)
+    importance_memo: ImportanceMemo = field(default_factory=ImportanceMemo)
+    relationships: dict[str, str] = field(default_factory=dict)
+    plan: DayPlan | None = None
+    actions: list[Action] = field(default_factory=list)
+    current: Action | None = None
+    current_place: str = ""
+    commitments: list[Commitment] = field(default_factory=list)
+    last_talk_hours: dict[str, float] = field(default_factory=dict)
+    last_seen: dict[str, str] = field(default_factory=dict)
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.persona.name
+
+    # ------------------------------------------------------------------------------ memory
+
+    async def remember(
+        self,
+        llm: LanguageModel,
+        texts: Sequence[str],
+        kind: MemoryKind,
+        now: datetime,
+        *,
+        known: Sequence[int | None] | None = None,
+        evidence: Sequence[Sequence[int]] | None = None,
+    ) -> list[int]:
+        """Store memories: one embedding call, and at most one batched rating call.
+
+        ``known`` gives importances already known (e.g. estimated by the planning call) and
+        None where the model (or a routine rule) must rate the text.
+        """
+        if not texts:
+            return []
+        importances = await rate_importance(
+            llm, self.persona, texts, memo=self.importance_memo, known=known
+        )
+        embeddings = await llm.embed(texts)
+        ids = self.memory.add_many(kind, list(texts), now, list(importances), embeddings, evidence)
+        for memory_id, text, importance in zip(ids, texts, importances, strict=True):
+            self.outbox.append(
+                (
+                    "memory",
+                    {
+                        "id": memory_id,
+                        "memory_kind": kind.label,
+                        "text": text,
+                        "importance": int(importance),
+                        "evidence": list(self.memory.evidence_of(memory_id)),
+                    },
+                )
+            )
+        return ids
+
+    async def recall(
+        self,
+        llm: LanguageModel,
+        query: str,
+        now: datetime,
+        *,
+        k: int,
+        weights: RetrievalWeights,
+    ) -> list[str]:
+        """The texts of the ``k`` memories that best match ``query`` (touching them)."""
+        if k == 0 or len(self.memory) == 0:
+            return []
+        vector = (await llm.embed([query], is_query=True))[0]
+        ids = retrieve(self.memory, vector, now, k=k, weights=weights, touch=True)
+        return self.memory.texts(ids)
+
+    async def maybe_reflect(
+        self, llm: LanguageModel, now: datetime, config: SimulationConfig, weights: RetrievalWeights
+    ) -> list[int]:
+        """Reflect when enough important things have happened since the last reflection."""
+        if not config.reflection or not should_reflect(self.memory, config.reflection_threshold):
+            return []
+        ids = await reflect(llm, self.persona, self.memory, now, weights=weights)
+        for memory_id in ids:
+            record = self.memory.by_id(memory_id)
+            self.outbox.append(
+                (
+                    "memory",
+                    {
+                        "id": memory_id,
+                        "memory_kind": "reflection",
+                        "text": record.text,
+                        "importance": int(record.importance),
+                        "evidence": list(record.evidence),
+                    },
+                )
+            )
+        return ids
+
+    # ---------------------------------------------------------------------------- planning
+
+    def is_asleep(self, now: datetime) -> bool:
+        return self.current is not None and self.current.description == SLEEPING
+
+    async def ensure_plan(
+        self,
+        llm: LanguageModel,
+        now: datetime,
+        places: Sequence[str],
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+    ) -> None:
+        """Make today's plan (one call) when the agent has none for today."""
+        if self.plan is not None and self.plan.day == now.date():
+            return
+        if not config.planning:
+            self.plan = _unplanned_day(now, self.home)
+        else:
+            memories = await self.recall(
+                llm,
+                f"{self.persona.first_name}'s plans, appointments and commitments for today",
+                now,
+                k=config.memories_per_prompt,
+                weights=weights,
+            )
+            self.plan = await plan_day(
+                llm,
+                self.persona,
+                day=now.date(),
+                places=places,
+                home=self.home,
+                memories=memories,
+                commitments=[c for c in self.commitments if c.fixed],
+            )
+        self.actions = []
+        self.current = None
+        self._record_plan("new day")
+
+    async def replan(
+        self,
+        llm: LanguageModel,
+        now: datetime,
+        reason: str,
+        places: Sequence[str],
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+    ) -> None:
+        """Rewrite the rest of today's plan (one call) after a reaction or a commitment."""
+        if self.plan is None or not config.planning:
+            return
+        if minute_of_day(now) >= self.plan.sleep - 15:
+            return
+        memories = await self.recall(
+            llm, reason, now, k=min(4, config.memories_per_prompt), weights=weights
+        )
+        self.plan = await revise_plan(
+            llm,
+            self.persona,
+            self.plan,
+            now=now,
+            reason=reason,
+            places=places,
+            commitments=[
+                c for c in self.commitments if c.start is None or c.start >= minute_of_day(now)
+            ],
+            memories=memories,
+        )
+        self.actions = []
+        self.current = None
+        self._record_plan(reason)
+
+    def _record_plan(self, reason: str) -> None:
+        assert self.plan is not None
+        self.outbox.append(
+            (
+                "plan",
+                {
+                    "date": self.plan.day.isoformat(),
+                    "blocks": self.plan.to_records(),
+                    "reason": reason,
+                },
+            )
+        )
+
+    async def ensure_action(
+        self,
+        llm: LanguageModel,
+        now: datetime,
+        objects_of: dict[str, list[str]],
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+    ) -> bool:
+        """Make sure an action covers ``now``; refine the current block lazily (one call).
+
+        Returns True when the action changed (the engine then moves the agent and records it).
+        """
+        assert self.plan is not None
+        minute = minute_of_day(now)
+        if self.current is not None and self.current.start <= minute < self.current.end:
+            return False
+        self.actions = [a for a in self.actions if a.end > minute]
+        if not self.actions:
+            block = self.plan.block_at(minute)
+            self.current_place = block.place
+            self.actions = list(
+                await self._refine(llm, block, minute, now, objects_of, config, weights)
+            )
+        else:
+            self.current_place = self.plan.block_at(minute).place
+        self.current = self.actions.pop(0)
+        return True
+
+    async def _refine(
+        self,
+        llm: LanguageModel,
+        block: PlanBlock,
+        minute: int,
+        now: datetime,
+        objects_of: dict[str, list[str]],
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+    ) -> Sequence[Action]:
+        if block.activity == SLEEPING or not config.planning or block.end - minute < 10:
+            return [_whole_block(block, minute)]
+        memories = await self.recall(
+            llm, block.activity, now, k=min(4, config.memories_per_prompt), weights=weights
+        )
+        return await decompose_block(
+            llm,
+            self.persona,
+            block,
+            objects=objects_of.get(block.place, []),
+            start=minute,
+            memories=memories,
+        )
+
+    # ------------------------------------------------------------------------------- state
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "persona": self.persona.model_dump(mode="json"),
+            "home": self.home,
+            "memory": self.memory.get_state(),
+            "importance_memo": self.importance_memo.get_state(),
+            "relationships": dict(self.relationships),
+            "plan": self.plan.model_dump(mode="json") if self.plan else None,
+            "actions": [a.model_dump(mode="json") for a in self.actions],
+            "current": self.current.model_dump(mode="json") if self.current else None,
+            "current_place": self.current_place,
+            "commitments": [c.model_dump(mode="json") for c in self.commitments],
+            "last_talk_hours": dict(self.last_talk_hours),
+            "last_seen": dict(self.last_seen),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Agent:
+        return cls(
+            persona=Persona.model_validate(state["persona"]),
+            home=state["home"],
+            memory=MemoryStream.from_state(state["memory"]),
+            importance_memo=ImportanceMemo.from_state(state["importance_memo"]),
+            relationships=dict(state["relationships"]),
+            plan=DayPlan.model_validate(state["plan"]) if state["plan"] else None,
+            actions=[Action.model_validate(a) for a in state["actions"]],
+            current=Action.model_validate(state["current"]) if state["current"] else None,
+            current_place=state["current_place"],
+            commitments=[Commitment.model_validate(c) for c in state["commitments"]],
+            last_talk_hours={k: float(v) for k, v in state["last_talk_hours"].items()},
+            last_seen=dict(state["last_seen"]),
+        )
+
+
+def _whole_block(block: PlanBlock, minute: int) -> Action:
+    start = max(block.start, minute)
+    return Action(
+        start=start,
+        minutes=max(1, block.end - start),
+        description=block.activity,
+        emoji=SLEEP_EMOJI if block.activity == SLEEPING else "",
+        importance=1 if block.activity == SLEEPING else 3,
+    )
+
+
+def _unplanned_day(now: datetime, home: str) -> DayPlan:
+    """Without planning (an ablation) the agent just spends its waking day at home."""
+    return DayPlan(
+        day=now.date(),
+        wake=7 * 60,
+        sleep=22 * 60,
+        home=home,
+        blocks=(PlanBlock(start=7 * 60, end=22 * 60, activity="free time at home", place=home),),
+    )

@@ -1,0 +1,28 @@
+"""Settings of a simulation run (everything that changes behaviour, saved with the run)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SimulationConfig(BaseModel):
+    """How agents think and how the engine steps.
+
+    The three architecture switches (``reflection``, ``planning``, ``memory``) exist for ablations:
+    turning one off is how an evaluation shows what that part contributes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    reflection_threshold: float = Field(default=150.0, gt=0)
+    vision_radius: int = Field(default=8, ge=0, description="tiles; rooms here are compact")
+    max_perceived: int = Field(default=3, ge=0)
+    talk_cooldown_hours: float = Field(default=3.0, ge=0)
+    max_conversation_turns: int = Field(default=6, ge=2, le=8)
+    memories_per_prompt: int = Field(default=8, ge=0, le=50)
+    walk_tiles_per_minute: float = Field(default=4.0, gt=0)
+    checkpoint_every: int = Field(default=6, ge=1, description="steps between checkpoints")
+    reflection: bool = True
+    planning: bool = True
+    memory: bool = True

@@ -1,0 +1,655 @@
+"""The simulation loop: perceive -> remember -> decide -> act -> record, one game step at a time.
+
+A step is ``minutes_per_step`` of game time (10 minutes in the shipped town). Most steps make no
+model call: agents refine a plan block only when the previous one is used up, react only to
+people they have not talked with recently, and rate only observations no rule covers. All model
+calls of one phase of a step run concurrently; their results are applied in a fixed order, so a run
+is reproducible from its seed and the response cache.
+
+Everything that happens is written to the run store, step by step, in one transaction per step,
+with a checkpoint of the whole world every few steps; ``Simulation.resume`` continues a run that
+was killed from its last checkpoint and ends with the same log as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from societas.agents.agent import Agent, minute_of_day
+from societas.agents.cognition.dialogue import Participant, converse
+from societas.agents.cognition.reaction import SeenAgent, decide_reaction
+from societas.engine.config import SimulationConfig
+from societas.engine.events import Event
+from societas.engine.measurements import detect_news
+from societas.engine.runstore import RunStore
+from societas.llm.meter import CallRecord, Meter
+from societas.llm.types import LanguageModel, LLMError
+from societas.memory.records import MemoryKind
+from societas.memory.retrieval import RetrievalWeights
+from societas.world.scenario import Scenario
+from societas.world.state import World
+
+T = TypeVar("T")
+STATE_VERSION = 1
+ROUTINE_IMPORTANCE = 2
+
+# Which agent a model call is made for, so the run store can attribute each call.
+_acting_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "societas_acting_agent", default=None
+)
+
+StepCallback = Callable[["Simulation"], None]
+
+
+@dataclass
+class Conversation:
+    """Two agents who will talk this step."""
+
+    initiator: str
+    partner: str
+    reason: str
+
+
+class Simulation:
+    """A world, its agents and the loop that moves them, writing everything to a run store.
+
+    Examples
+    --------
+    >>> # doctest: +SKIP
+    >>> llm = await open_llm("smollm2-135m")
+    >>> sim = await Simulation.start(load_scenario("duo"), "runs/duo", llm)
+    >>> await sim.run(hours=1)
+    >>> sim.close()
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        world: World,
+        agents: dict[str, Agent],
+        llm: LanguageModel,
+        store: RunStore | None,
+        config: SimulationConfig,
+        *,
+        knowers: dict[str, set[str]] | None = None,
+        meter: Meter | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.agents = agents
+        self.llm = llm
+        self.store = store
+        self.config = config
+        self.weights = RetrievalWeights()
+        self.knowers = knowers if knowers is not None else _initial_knowers(scenario)
+        self._events: list[Event] = []
+        self._places = world.place_choices("room")
+        self._objects_of = {room: world.places.objects(room) for room in self._places}
+        self._unsubscribe: Callable[[], None] | None = None
+        if meter is not None:
+            self._unsubscribe = meter.subscribe(self._on_call)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    async def start(
+        cls,
+        scenario: Scenario,
+        out_dir: str | Path | None,
+        llm: LanguageModel,
+        config: SimulationConfig | None = None,
+        *,
+        meter: Meter | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Simulation:
+        """Create the world and agents from ``scenario`` and a new run store in ``out_dir``.
+
+        With ``out_dir=None`` nothing is recorded (experiments use throwaway forks this way).
+        Initial memories are stored (embedded and rated) before the first step.
+        """
+        config = config or SimulationConfig()
+        world = World.from_scenario(scenario)
+        agents = {
+            spec.persona.name: Agent(
+                persona=spec.persona, home=spec.home, relationships=dict(spec.relationships)
+            )
+            for spec in scenario.agent_specs()
+        }
+        store = None
+        if out_dir is not None:
+            store = RunStore.create(out_dir, _run_meta(scenario, world, config, meta or {}))
+        sim = cls(scenario, world, agents, llm, store, config, meter=meter)
+        now = world.clock.now
+        await sim._for_each_agent(
+            lambda agent: agent.remember(
+                llm, scenario.initial_memories(agent.name), MemoryKind.OBSERVATION, now
+            )
+        )
+        sim._drain_outboxes()
+        sim._commit(checkpoint=True)
+        return sim
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        llm: LanguageModel,
+        scenario: Scenario,
+        *,
+        meter: Meter | None = None,
+    ) -> Simulation:
+        """Reopen a run at its last checkpoint, dropping anything recorded after it."""
+        store = RunStore.open(run_dir)
+        checkpoint = store.latest_checkpoint()
+        if checkpoint is None:
+            store.close()
+            raise LLMError(f"{run_dir} has no checkpoint to resume from")
+        store.truncate_after(checkpoint.step)
+        sim = cls.from_state(scenario, checkpoint.state, llm, store, meter=meter)
+        store.set_meta("status", "running")
+        return sim
+
+    @classmethod
+    def from_state(
+        cls,
+        scenario: Scenario,
+        state: dict[str, Any],
+        llm: LanguageModel,
+        store: RunStore | None,
+        *,
+        meter: Meter | None = None,
+    ) -> Simulation:
+        """Rebuild a simulation from :meth:`get_state` (shares nothing with the original)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported simulation state version {state.get('version')}")
+        world = World.from_state(scenario, state["world"])
+        agents = {name: Agent.from_state(a) for name, a in state["agents"].items()}
+        config = SimulationConfig.model_validate(state["config"])
+        knowers = {news: set(names) for news, names in state["knowers"].items()}
+        return cls(scenario, world, agents, llm, store, config, knowers=knowers, meter=meter)
+
+    def get_state(self) -> dict[str, Any]:
+        """The complete state of the simulation (JSON-serialisable)."""
+        return {
+            "version": STATE_VERSION,
+            "world": self.world.get_state(),
+            "agents": {name: agent.get_state() for name, agent in sorted(self.agents.items())},
+            "config": self.config.model_dump(mode="json"),
+            "knowers": {news: sorted(names) for news, names in sorted(self.knowers.items())},
+        }
+
+    def fork(
+        self, out_dir: str | Path | None = None, *, llm: LanguageModel | None = None
+    ) -> Simulation:
+        """An independent copy of the whole world now; ``out_dir`` gives it its own run store."""
+        store = None
+        if out_dir is not None:
+            meta = dict(self.store.meta()) if self.store else {}
+            meta["forked_from"] = str(self.store.directory) if self.store else None
+            store = RunStore.create(out_dir, meta)
+        twin = Simulation.from_state(self.scenario, self.get_state(), llm or self.llm, store)
+        if store is not None:
+            twin._commit(checkpoint=True)
+        return twin
+
+    def close(self, status: str = "stopped") -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.store is not None:
+            self.store.set_meta("status", status)
+            self.store.close()
+            self.store = None
+
+    # ------------------------------------------------------------------------ running
+
+    @property
+    def now(self) -> datetime:
+        return self.world.clock.now
+
+    @property
+    def step_index(self) -> int:
+        return self.world.clock.step
+
+    async def run(
+        self,
+        *,
+        hours: float | None = None,
+        until: datetime | None = None,
+        on_step: StepCallback | None = None,
+    ) -> None:
+        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end."""
+        if until is None:
+            if hours is None:
+                raise ValueError("give hours or until")
+            until = self.now + timedelta(hours=hours)
+        while self.now < until:
+            await self.step()
+            if on_step is not None:
+                on_step(self)
+        self._commit(checkpoint=True, force_empty=True)
+
+    async def step(self) -> None:
+        """Advance the world by one step (or over a stretch where every agent sleeps)."""
+        now = self.now
+        await self._think(now)
+        self._act(now)
+        seen = self._perceive(now)
+        await self._remember_observations(seen, now)
+        conversations = await self._react(seen, now)
+        await self._converse(conversations, now)
+        await self._for_each_agent(
+            lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights)
+        )
+        self._drain_outboxes()
+        step, checkpoint = (
+            self.step_index,
+            (self.step_index + 1) % self.config.checkpoint_every == 0,
+        )
+        # The checkpoint holds the state after the step, so a resumed run starts at the next one.
+        self.world.clock.advance(self._steps_to_skip())
+        self._commit(checkpoint=checkpoint, step=step, time=now)
+
+    # ------------------------------------------------------------------------- phases
+
+    async def _think(self, now: datetime) -> None:
+        await self._for_each_agent(
+            lambda agent: agent.ensure_plan(self.llm, now, self._places, self.config, self.weights)
+        )
+        changed = await self._for_each_agent(
+            lambda agent: agent.ensure_action(
+                self.llm, now, self._objects_of, self.config, self.weights
+            )
+        )
+        self._changed = {name for name, did in changed.items() if did}
+
+    def _act(self, now: datetime) -> None:
+        budget = int(self.config.walk_tiles_per_minute * self.world.clock.minutes_per_step)
+        for name in sorted(self.agents):
+            agent = self.agents[name]
+            action = agent.current
+            assert action is not None
+            place = action.object if action.object else agent.current_place
+            moved = self.world.walk(name, place, max_tiles=budget)
+            if moved:
+                self._emit(
+                    name,
+                    "move",
+                    {"tile": list(self.world.position(name)), "place": self.world.place_of(name)},
+                )
+            self.world.set_activity(name, action.description, action.emoji)
+            if name not in self._changed:
+                continue
+            self._emit(
+                name,
+                "action",
+                {
+                    "description": action.description,
+                    "emoji": action.emoji,
+                    "place": agent.current_place,
+                    "object": action.object,
+                    "start": _at_minute(now, action.start).isoformat(),
+                    "minutes": action.minutes,
+                },
+            )
+            if action.object and action.object_state:
+                self.world.set_object_state(action.object, action.object_state)
+                self._emit(
+                    None, "object_state", {"object": action.object, "state": action.object_state}
+                )
+
+    def _perceive(self, now: datetime) -> dict[str, list[tuple[str, int]]]:
+        """New things each agent notices this step, with their importance.
+
+        Seeing someone do something is remembered with the importance the actor's own planning
+        call gave that action, and a changed object is routine, so perception costs no model call.
+        """
+        seen: dict[str, list[tuple[str, int]]] = {}
+        for name in sorted(self.agents):
+            agent = self.agents[name]
+            if agent.is_asleep(now):
+                seen[name] = []
+                continue
+            perception = self.world.perceive(name, radius=self.config.vision_radius)
+            fresh: list[tuple[str, int]] = []
+            for key, text in perception.items(limit=self.config.max_perceived):
+                if agent.last_seen.get(key) != text:
+                    agent.last_seen[key] = text
+                    fresh.append((text, self._importance_of_sight(key)))
+            seen[name] = fresh
+            for text, _ in fresh:
+                self._emit(name, "observation", {"text": text})
+        return seen
+
+    def _importance_of_sight(self, key: str) -> int:
+        kind, _, subject = key.partition(":")
+        other = self.agents.get(subject) if kind == "agent" else None
+        if other is not None and other.current is not None:
+            return other.current.importance
+        return ROUTINE_IMPORTANCE
+
+    async def _remember_observations(
+        self, seen: dict[str, list[tuple[str, int]]], now: datetime
+    ) -> None:
+        if not self.config.memory:
+            return
+
+        async def remember(agent: Agent) -> None:
+            sights = list(seen.get(agent.name, []))
+            if agent.name in self._changed and agent.current is not None:
+                sights.append(
+                    (f"{agent.name} is {agent.current.description}", agent.current.importance)
+                )
+            await agent.remember(
+                self.llm,
+                [text for text, _ in sights],
+                MemoryKind.OBSERVATION,
+                now,
+                known=[importance for _, importance in sights],
+            )
+
+        await self._for_each_agent(remember)
+
+    async def _react(
+        self, seen: dict[str, list[tuple[str, int]]], now: datetime
+    ) -> list[Conversation]:
+        """Agents who noticed someone they have not talked with lately decide what to do."""
+        candidates: dict[str, list[str]] = {}
+        for name in sorted(self.agents):
+            agent = self.agents[name]
+            if agent.is_asleep(now) or not seen.get(name):
+                continue
+            others = [
+                other
+                for other in self.world.agents_near(name, self.config.vision_radius)
+                if not self.agents[other].is_asleep(now) and self._may_talk(name, other, now)
+            ]
+            if others:
+                candidates[name] = others
+
+        async def decide(agent: Agent) -> Any:
+            others = candidates[agent.name]
+            visible = [
+                SeenAgent(
+                    name=other,
+                    activity=self.world.activity(other),
+                    memories=tuple(
+                        await agent.recall(self.llm, other, now, k=3, weights=self.weights)
+                    ),
+                )
+                for other in others
+            ]
+            return await decide_reaction(
+                self.llm,
+                agent.persona,
+                now=now,
+                activity=agent.current.description if agent.current else "",
+                observation="; ".join(text for text, _ in seen[agent.name]),
+                visible=visible,
+                place=self.world.describe_place(agent.current_place),
+            )
+
+        reactions = await self._for_each_agent(decide, only=sorted(candidates))
+        busy: set[str] = set()
+        conversations: list[Conversation] = []
+        for name in sorted(reactions):
+            reaction = reactions[name]
+            self._emit(
+                name,
+                "reaction",
+                {"choice": reaction.choice, "target": reaction.target, "reason": reaction.reason},
+            )
+            if (
+                reaction.choice == "talk"
+                and reaction.target
+                and name not in busy
+                and reaction.target not in busy
+            ):
+                busy.update({name, reaction.target})
+                conversations.append(Conversation(name, reaction.target, reaction.reason))
+            elif reaction.choice == "replan":
+                await self._with_agent(
+                    name,
+                    self.agents[name].replan(
+                        self.llm,
+                        now,
+                        reaction.reason or "something came up",
+                        self._places,
+                        self.config,
+                        self.weights,
+                    ),
+                )
+        return conversations
+
+    def _may_talk(self, name: str, other: str, now: datetime) -> bool:
+        last = self.agents[name].last_talk_hours.get(other)
+        hours_now = _hours(now)
+        return last is None or hours_now - last >= self.config.talk_cooldown_hours
+
+    async def _converse(self, conversations: Sequence[Conversation], now: datetime) -> None:
+        if not conversations:
+            return
+
+        async def talk(conversation: Conversation) -> None:
+            await self._hold_conversation(conversation, now)
+
+        await asyncio.gather(*(self._with_agent(c.initiator, talk(c)) for c in conversations))
+
+    async def _hold_conversation(self, conversation: Conversation, now: datetime) -> None:
+        names = [conversation.initiator, conversation.partner]
+        parties = []
+        for name in names:
+            agent = self.agents[name]
+            others = [n for n in names if n != name]
+            memories = await agent.recall(
+                self.llm,
+                " ".join(others) + " " + conversation.reason,
+                now,
+                k=self.config.memories_per_prompt,
+                weights=self.weights,
+            )
+            notes = [f"{o}: {agent.relationships[o]}" for o in others if agent.relationships.get(o)]
+            parties.append(
+                Participant(
+                    persona=agent.persona,
+                    activity=agent.current.description if agent.current else "",
+                    memories=tuple(notes + memories),
+                )
+            )
+        place = self.agents[conversation.initiator].current_place
+        result = await converse(
+            self.llm,
+            parties,
+            now=now,
+            place=self.world.describe_place(place),
+            places=self._places,
+            reason=conversation.reason,
+            max_turns=self.config.max_conversation_turns,
+        )
+        conversation_id = f"{self.step_index}:{conversation.initiator}:{conversation.partner}"
+        self._emit(
+            conversation.initiator,
+            "conversation",
+            {
+                "id": conversation_id,
+                "participants": names,
+                "place": place,
+                "summary": result.summary,
+            },
+        )
+        for turn in result.turns:
+            listeners = [n for n in names if n != turn.speaker]
+            self._emit(
+                turn.speaker,
+                "utterance",
+                {
+                    "conversation_id": conversation_id,
+                    "speaker": turn.speaker,
+                    "listeners": listeners,
+                    "text": turn.text,
+                },
+            )
+            self._spread_news(turn.speaker, listeners, turn.text, conversation_id)
+        hours_now = _hours(now)
+        for name in names:
+            agent = self.agents[name]
+            outcome = result.outcomes[name]
+            for other in names:
+                if other != name:
+                    agent.last_talk_hours[other] = hours_now
+                    note = outcome.relationships.get(other)
+                    if note:
+                        agent.relationships[other] = note
+                        self._emit(name, "relationship", {"other": other, "summary": note})
+            if self.config.memory:
+                await self._with_agent(
+                    name, agent.remember(self.llm, [outcome.memory], MemoryKind.DIALOGUE, now)
+                )
+            new = [c for c in outcome.commitments if c not in agent.commitments]
+            if new:
+                agent.commitments.extend(new)
+                reason = "; ".join(c.line() for c in new)
+                await self._with_agent(
+                    name,
+                    agent.replan(
+                        self.llm,
+                        now,
+                        f"agreed with {', '.join(o for o in names if o != name)}: {reason}",
+                        self._places,
+                        self.config,
+                        self.weights,
+                    ),
+                )
+
+    def _spread_news(
+        self, speaker: str, listeners: list[str], text: str, conversation_id: str
+    ) -> None:
+        for news in self.scenario.news:
+            if not detect_news(text, news.keywords):
+                continue
+            known = self.knowers.setdefault(news.id, set())
+            for listener in listeners:
+                if listener not in known:
+                    known.add(listener)
+                    self._emit(
+                        listener,
+                        "news_heard",
+                        {
+                            "news_id": news.id,
+                            "source": speaker,
+                            "conversation_id": conversation_id,
+                            "source_knew": speaker in known,
+                        },
+                    )
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _steps_to_skip(self) -> int:
+        """Skip ahead while every agent sleeps (nothing can happen), else one step."""
+        now = self.now
+        if not all(agent.is_asleep(now) for agent in self.agents.values()):
+            return 1
+        wake = min(
+            (agent.current.end for agent in self.agents.values() if agent.current is not None),
+            default=minute_of_day(now) + self.world.clock.minutes_per_step,
+        )
+        minutes = max(wake - minute_of_day(now), self.world.clock.minutes_per_step)
+        return max(1, minutes // self.world.clock.minutes_per_step)
+
+    async def _for_each_agent(
+        self, work: Callable[[Agent], Awaitable[T]], *, only: Sequence[str] | None = None
+    ) -> dict[str, T]:
+        names = sorted(self.agents) if only is None else list(only)
+        results = await asyncio.gather(*(self._with_agent(n, work(self.agents[n])) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def _with_agent(self, name: str, work: Awaitable[T]) -> T:
+        token = _acting_agent.set(name)
+        try:
+            return await work
+        finally:
+            _acting_agent.reset(token)
+
+    def _on_call(self, record: CallRecord) -> None:
+        self._events.append(
+            Event(
+                step=self.step_index,
+                time=self.now,
+                kind="llm_call",
+                agent=_acting_agent.get(),
+                data=record.event_data(),
+            )
+        )
+
+    def _emit(self, agent: str | None, kind: str, data: dict[str, Any]) -> None:
+        self._events.append(
+            Event(step=self.step_index, time=self.now, kind=kind, agent=agent, data=data)
+        )
+
+    def _drain_outboxes(self) -> None:
+        for name in sorted(self.agents):
+            agent = self.agents[name]
+            for kind, data in agent.outbox:
+                self._emit(name, kind, data)
+            agent.outbox.clear()
+
+    def _commit(
+        self,
+        *,
+        checkpoint: bool,
+        step: int | None = None,
+        time: datetime | None = None,
+        force_empty: bool = False,
+    ) -> None:
+        """Write the pending events (of ``step``, default the current one) in one transaction."""
+        if self.store is None:
+            self._events.clear()
+            return
+        events, self._events = self._events, []
+        state = self.get_state() if checkpoint else None
+        if not events and state is None and not force_empty:
+            return
+        self.store.commit_step(
+            self.step_index if step is None else step, time or self.now, events, state
+        )
+
+
+def _initial_knowers(scenario: Scenario) -> dict[str, set[str]]:
+    return {news.id: set(news.initial_knowers) for news in scenario.news}
+
+
+def _run_meta(
+    scenario: Scenario, world: World, config: SimulationConfig, extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name,
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+        "start_time": world.clock.now.isoformat(),
+        "minutes_per_step": world.clock.minutes_per_step,
+        "agents": [
+            {
+                "name": spec.persona.name,
+                "persona": spec.persona.model_dump(mode="json"),
+                "home": spec.home,
+            }
+            for spec in scenario.agent_specs()
+        ],
+        "map": world.map_export(),
+        "status": "running",
+        **extra,
+    }
+
+
+def _hours(moment: datetime) -> float:
+    return moment.timestamp() / 3600.0
+
+
+def _at_minute(now: datetime, minute: int) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(minutes=minute)

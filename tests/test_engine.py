@@ -1,0 +1,130 @@
+"""The simulation loop with a scripted model: news spreads, plans change, runs resume and fork."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.simulation import Simulation
+from societas.llm.fake import SchemaFiller, ScriptedLLM
+from societas.world.scenario import load_scenario
+
+HINTS = {
+    "wake": "07:00",
+    "sleep": "22:00",
+    "start": ["08:30", "10:00", "12:00", "15:00"],
+    "end": ["10:00", "12:00", "15:00", "22:00"],
+    "act": ["work at the cafe", "coffee break", "lunch", "reading"],
+    "do": "talk",
+    "who": ["Iris Vance", "Noah Bell"],
+    "say": [
+        "Noah, I'm starting a book club at the cafe on Sunday at 3pm. Will you come?",
+        "A book club on Sunday? I'd love to come.",
+    ],
+    "what": "book club at the cafe",
+    "time": "15:00",
+    "place": "Corner Cafe:counter",
+    "memory": "Iris invited me to her book club on Sunday at the cafe.",
+    "gist": "Iris invited Noah to her book club.",
+    "mins": 15,
+    "obj": "Corner Cafe:counter:coffee machine",
+    "blocks[]": 4,
+}
+
+
+def scripted_llm(seed: int = 0) -> ScriptedLLM:
+    return ScriptedLLM(SchemaFiller(random.Random(seed), HINTS).responder)
+
+
+async def run_duo(tmp_path: Path, hours: float = 3.0, name: str = "run") -> Simulation:
+    sim = await Simulation.start(
+        load_scenario("duo"), tmp_path / name, scripted_llm(), SimulationConfig(seed=1)
+    )
+    await sim.run(hours=hours)
+    return sim
+
+
+def non_call_events(run_dir: Path) -> list[tuple[int, str, str | None, str]]:
+    with RunStore.open(run_dir, readonly=True) as store:
+        return [
+            (e.event.step, e.event.kind, e.event.agent, repr(sorted(e.event.data.items())))
+            for e in store.iter_events()
+            if e.event.kind != "llm_call"
+        ]
+
+
+async def test_news_spreads_and_invitation_changes_plan(tmp_path: Path) -> None:
+    sim = await run_duo(tmp_path)
+    assert sim.knowers["book_club"] == {"Iris Vance", "Noah Bell"}
+    noah = sim.agents["Noah Bell"]
+    assert any("book club" in c.description for c in noah.commitments)
+    assert noah.plan is not None
+    sim.close("finished")
+    with RunStore.open(tmp_path / "run", readonly=True) as store:
+        kinds = store.event_counts()
+        heard = [e.event for e in store.iter_events(kinds=["news_heard"])]
+        plans = [e.event for e in store.iter_events(kinds=["plan"], agent="Noah Bell")]
+    for kind in ("move", "action", "observation", "conversation", "utterance", "memory"):
+        assert kinds.get(kind, 0) > 0, kind
+    assert [(e.agent, e.data["source"]) for e in heard] == [("Noah Bell", "Iris Vance")]
+    assert any("agreed with Iris Vance" in p.data["reason"] for p in plans)
+
+
+async def test_both_sides_remember_the_conversation(tmp_path: Path) -> None:
+    sim = await run_duo(tmp_path, hours=2.0)
+    for agent in sim.agents.values():
+        kinds = {agent.memory.by_id(i).kind.label for i in range(len(agent.memory))}
+        assert "dialogue" in kinds
+    sim.close()
+
+
+async def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path: Path) -> None:
+    whole = await run_duo(tmp_path, hours=3.0, name="whole")
+    whole_state = whole.get_state()
+    whole.close()
+
+    part = await run_duo(tmp_path, hours=1.25, name="part")
+    part.close()
+    resumed = Simulation.resume(tmp_path / "part", scripted_llm(), load_scenario("duo"))
+    await resumed.run(until=load_scenario("duo").start_time.replace(hour=11))
+    assert resumed.get_state() == whole_state
+    resumed.close()
+    assert non_call_events(tmp_path / "part") == non_call_events(tmp_path / "whole")
+
+
+async def test_fork_is_isolated_from_its_parent(tmp_path: Path) -> None:
+    parent = await run_duo(tmp_path, hours=1.0)
+    before = parent.get_state()
+    child = parent.fork()
+    await child.run(hours=2.0)
+    child.agents["Noah Bell"].relationships["Iris Vance"] = "changed in the fork"
+    child.world.set_object_state("Corner Cafe:counter:chalkboard", "closed")
+    assert parent.get_state() == before
+    assert child.get_state() != before
+    parent.close()
+
+
+async def test_steps_skip_while_everyone_sleeps(tmp_path: Path) -> None:
+    sim = await Simulation.start(load_scenario("duo"), None, scripted_llm(), SimulationConfig())
+    iterations: list[int] = []
+    await sim.run(hours=20.0, on_step=lambda s: iterations.append(s.step_index))
+    # 20 h of 10-minute steps is 120 steps; the night is skipped in a few strides.
+    assert sim.step_index >= 120
+    assert len(iterations) < 100
+    assert sim.now >= load_scenario("duo").start_time.replace(day=3, hour=4)
+
+
+@pytest.mark.parametrize("flag", ["reflection", "planning", "memory"])
+async def test_ablations_run(tmp_path: Path, flag: str) -> None:
+    config = SimulationConfig(**{flag: False})
+    sim = await Simulation.start(load_scenario("duo"), None, scripted_llm(), config)
+    await sim.run(hours=2.0)
+    purposes = set(sim.llm.purposes()) if isinstance(sim.llm, ScriptedLLM) else set()
+    if flag == "planning":
+        assert not purposes & {"plan", "decompose", "replan"}
+    if flag == "reflection":
+        assert "reflect" not in purposes
