@@ -109,12 +109,17 @@ class Agent:
         *,
         k: int,
         weights: RetrievalWeights,
+        touch: bool = True,
     ) -> list[str]:
-        """The texts of the ``k`` memories that best match ``query`` (touching them)."""
+        """The texts of the ``k`` memories that best match ``query``.
+
+        ``touch`` refreshes their last access (recalling keeps a memory fresh); interviews from
+        outside the world pass False so asking does not change the agent.
+        """
         if k == 0 or len(self.memory) == 0:
             return []
         vector = (await llm.embed([query], is_query=True))[0]
-        ids = retrieve(self.memory, vector, now, k=k, weights=weights, touch=True)
+        ids = retrieve(self.memory, vector, now, k=k, weights=weights, touch=touch)
         return self.memory.texts(ids)
 
     async def maybe_reflect(

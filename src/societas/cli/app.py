@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+# llama.cpp keeps every core busy; a multithreaded BLAS competing with it slows small numpy
+# products (retrieval) tenfold, so numpy stays single-threaded unless the user says otherwise.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import typer
+
+from societas.cli import model_commands, run_commands, viewer_commands
 
 app = typer.Typer(
     name="societas",
@@ -24,6 +32,11 @@ def version() -> None:
     from societas import __version__
 
     typer.echo(__version__)
+
+
+run_commands.register(app)
+model_commands.register(app)
+viewer_commands.register(app)
 
 
 def main() -> None:

@@ -27,9 +27,9 @@ from societas.agents.cognition.reaction import SeenAgent, decide_reaction
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
 from societas.engine.measurements import detect_news
-from societas.engine.runstore import RunStore
+from societas.engine.runstore import RunStore, RunStoreError
 from societas.llm.meter import CallRecord, Meter
-from societas.llm.types import LanguageModel, LLMError
+from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.world.scenario import Scenario
@@ -149,7 +149,7 @@ class Simulation:
         checkpoint = store.latest_checkpoint()
         if checkpoint is None:
             store.close()
-            raise LLMError(f"{run_dir} has no checkpoint to resume from")
+            raise RunStoreError(f"{run_dir} has no checkpoint to resume from")
         store.truncate_after(checkpoint.step)
         sim = cls.from_state(scenario, checkpoint.state, llm, store, meter=meter)
         store.set_meta("status", "running")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import types
 from collections import Counter
-from collections.abc import Sequence, Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path

@@ -1,0 +1,5 @@
+"""``python -m societas``: the same as the ``societas`` command."""
+
+from societas.cli.app import main
+
+main()

@@ -1,0 +1,320 @@
+"""``societas run``, ``resume``, ``inspect`` and ``interview``: town simulations from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from societas.agents.agent import Agent
+from societas.agents.cognition.interview import answer_in_character
+from societas.engine.awareness import ask_awareness
+from societas.engine.config import SimulationConfig
+from societas.engine.measurements import RunSummary, summarise_run
+from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.simulation import Simulation
+from societas.llm.client import LLM
+from societas.llm.registry import DEFAULT_MODEL, open_llm
+from societas.llm.types import LLMError
+from societas.memory.retrieval import RetrievalWeights
+from societas.world.errors import ScenarioError, WorldError
+from societas.world.scenario import Scenario, load_scenario, scenario_from_text
+
+console = Console()
+SCENARIO_COPY = "scenario.yaml"
+SUMMARY_FILE = "summary.json"
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Model: a catalog name, gguf:PATH or openai:NAME.")
+]
+BaseUrlOption = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible server URL (openai: models).")
+]
+InterviewsOption = Annotated[
+    bool,
+    typer.Option(
+        "--interviews/--no-interviews",
+        help="At the end, ask every agent whether it knows each seeded piece of news.",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("resume")(resume)
+    app.command("inspect")(inspect)
+    app.command("interview")(interview)
+
+
+def run(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or a built-in name.")] = "town",
+    model: ModelOption = DEFAULT_MODEL,
+    hours: Annotated[float, typer.Option("--hours", min=0.1, max=24 * 14)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (new).")] = None,
+    base_url: BaseUrlOption = None,
+    interviews: InterviewsOption = True,
+) -> None:
+    """Simulate SCENARIO for HOURS of game time and record the run in OUT."""
+    loaded = _load_or_exit(scenario)
+    out_dir = out or Path("runs") / f"{_slug(loaded.name)}-seed{seed}"
+    config = SimulationConfig(seed=seed)
+    summary = _run_async(_run(loaded, out_dir, model, base_url, config, hours, interviews))
+    _print_summary(summary, out_dir)
+
+
+async def _run(
+    scenario: Scenario,
+    out_dir: Path,
+    model: str,
+    base_url: str | None,
+    config: SimulationConfig,
+    hours: float,
+    interviews: bool,
+) -> RunSummary:
+    async with open_llm(model, base_url=base_url) as llm:
+        started = time.perf_counter()
+        sim = await Simulation.start(
+            scenario, out_dir, llm, config, meter=llm.meter, meta={"model": model}
+        )
+        (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
+        until = sim.now + timedelta(hours=hours)
+        return await _drive(sim, until, started, llm, interviews)
+
+
+async def _drive(
+    sim: Simulation, until: datetime, started: float, llm: LLM, interviews: bool
+) -> RunSummary:
+    meter = llm.meter
+    if sim.store is not None:
+        sim.store.set_meta("until", until.isoformat())
+    total_minutes = max(1.0, (until - sim.now).total_seconds() / 60)
+    begin = sim.now
+    status = "failed"
+    try:
+        with _progress() as progress:
+            task = progress.add_task("simulating", total=total_minutes, info="")
+
+            def on_step(s: Simulation) -> None:
+                totals = meter.snapshot().total
+                progress.update(
+                    task,
+                    completed=min(total_minutes, (s.now - begin).total_seconds() / 60),
+                    info=f"{s.now:%a %H:%M}  calls {totals.calls}  tokens {totals.total_tokens}",
+                )
+
+            await sim.run(until=until, on_step=on_step)
+        status = "finished"
+        answers = None
+        if interviews and any(news.question for news in sim.scenario.news):
+            console.print("Asking every agent what news it has heard...")
+            answers = await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+    finally:
+        store_dir = sim.store.directory if sim.store else None
+        if sim.store is not None:
+            sim.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
+        sim.close(status)
+    assert store_dir is not None
+    return _summarise(store_dir, sim.scenario, answers)
+
+
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours",
+            min=0.1,
+            max=24 * 14,
+            help="Game hours to add; without it, finish the span the run was started for.",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    base_url: BaseUrlOption = None,
+    interviews: InterviewsOption = True,
+) -> None:
+    """Continue a run from its last checkpoint (after a crash, a kill, or to run longer)."""
+    scenario = _scenario_of(run_dir)
+    summary = _run_async(_resume(run_dir, scenario, model, base_url, hours, interviews))
+    _print_summary(summary, run_dir)
+
+
+async def _resume(
+    run_dir: Path,
+    scenario: Scenario,
+    model: str | None,
+    base_url: str | None,
+    hours: float | None,
+    interviews: bool,
+) -> RunSummary:
+    with RunStore.open(run_dir, readonly=True) as store:
+        model = model or str(store.get_meta("model", DEFAULT_MODEL))
+        target = store.get_meta("until")
+    async with open_llm(model, base_url=base_url) as llm:
+        started = time.perf_counter()
+        sim = Simulation.resume(run_dir, llm, scenario, meter=llm.meter)
+        if hours is not None:
+            until = sim.now + timedelta(hours=hours)
+        elif target is not None:
+            until = datetime.fromisoformat(target)
+        else:
+            until = sim.now + timedelta(hours=1)
+        return await _drive(sim, until, started, llm, interviews)
+
+
+def inspect(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    agent: Annotated[str, typer.Argument(help="The agent's name.")],
+    memories: Annotated[int, typer.Option("--memories", min=0, max=10000)] = 20,
+) -> None:
+    """Show an agent's persona, plan for the day and latest memories."""
+    subject = _agent_at_checkpoint(run_dir, agent)
+    console.rule(f"[bold]{subject.name}")
+    console.print(subject.persona.summary())
+    if subject.relationships:
+        console.print("\n[bold]Relationships")
+        for other, note in sorted(subject.relationships.items()):
+            console.print(f"  {other}: {note}")
+    if subject.plan is not None:
+        console.print(f"\n[bold]Plan for {subject.plan.day}")
+        current = subject.current.start if subject.current else -1
+        for block in subject.plan.blocks:
+            marker = "→" if block.start <= current < block.end else " "
+            console.print(f" {marker} {block.line()}")
+    table = Table("id", "kind", "importance", "memory", title="Latest memories")
+    for memory_id in subject.memory.recent(memories):
+        record = subject.memory.by_id(memory_id)
+        table.add_row(str(memory_id), record.kind.label, f"{record.importance:.0f}", record.text)
+    console.print(table)
+
+
+def interview(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    agent: Annotated[str, typer.Argument(help="The agent's name.")],
+    question: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    base_url: BaseUrlOption = None,
+) -> None:
+    """Ask an agent a question; it answers in character from its memories (the run is unchanged)."""
+    subject = _agent_at_checkpoint(run_dir, agent)
+    with RunStore.open(run_dir, readonly=True) as store:
+        model = model or str(store.get_meta("model", DEFAULT_MODEL))
+        now = _checkpoint_time(store)
+    answer = _run_async(_interview(subject, question, model, base_url, now))
+    console.print(f"[bold]{subject.name}:[/bold] {answer}")
+
+
+async def _interview(
+    subject: Agent, question: str, model: str, base_url: str | None, now: Any
+) -> str:
+    async with open_llm(model, base_url=base_url) as llm:
+        memories = await subject.recall(llm, question, now, k=10, weights=RetrievalWeights())
+        return await answer_in_character(
+            llm, subject.persona, question=question, memories=memories, now=now
+        )
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _load_or_exit(scenario: str) -> Scenario:
+    try:
+        return load_scenario(scenario)
+    except (ScenarioError, WorldError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def _scenario_of(run_dir: Path) -> Scenario:
+    path = run_dir / SCENARIO_COPY
+    if not path.is_file():
+        _fail(f"{run_dir} is not a run directory: it has no {SCENARIO_COPY}")
+    try:
+        return scenario_from_text(path.read_text(encoding="utf-8"), source=str(path))
+    except (ScenarioError, WorldError) as error:
+        _fail(str(error))
+
+
+def _agent_at_checkpoint(run_dir: Path, name: str) -> Agent:
+    try:
+        with RunStore.open(run_dir, readonly=True) as store:
+            checkpoint = store.latest_checkpoint()
+    except RunStoreError as error:
+        _fail(str(error))
+    if checkpoint is None:
+        _fail(f"{run_dir} has no checkpoint yet")
+    agents = checkpoint.state["agents"]
+    match = [key for key in agents if key.lower() == name.lower()] or [
+        key for key in agents if key.lower().split()[0] == name.lower()
+    ]
+    if len(match) != 1:
+        _fail(f"no agent {name!r} in {run_dir}; agents: {', '.join(sorted(agents))}")
+    return Agent.from_state(agents[match[0]])
+
+
+def _checkpoint_time(store: RunStore) -> Any:
+    checkpoint = store.latest_checkpoint()
+    assert checkpoint is not None
+    return checkpoint.time
+
+
+def _summarise(
+    run_dir: Path, scenario: Scenario, interviews: dict[str, dict[str, str]] | None = None
+) -> RunSummary:
+    with RunStore.open(run_dir, readonly=True) as store:
+        summary = summarise_run(store, scenario.measurement_info(), interviews=interviews)
+    (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    return summary
+
+
+def _print_summary(summary: RunSummary, run_dir: Path) -> None:
+    console.rule("[bold]Run summary")
+    console.print(summary.describe(), highlight=False)
+    with RunStore.open(run_dir, readonly=True) as store:
+        wall_s = store.get_meta("wall_s")
+    if wall_s is not None:
+        console.print(f"Wall time: {wall_s:.1f} s")
+    console.print(
+        f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}).\n"
+        f"Watch it:        societas serve {run_dir}\n"
+        f"Run longer:      societas resume {run_dir} --hours 4\n"
+        f'Ask an agent:    societas interview {run_dir} NAME "What are you doing today?"\n'
+        f"Another model:   societas run --model openai:NAME --base-url URL (or gguf:PATH)"
+    )
+
+
+def _slug(name: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "run"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+    )
+
+
+def _run_async(work: Any) -> Any:
+    try:
+        return asyncio.run(work)
+    except (LLMError, RunStoreError, ScenarioError, WorldError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: resume with `societas resume DIR`[/yellow]")
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)

@@ -1,0 +1,95 @@
+"""End to end on the real tiny model: a 2-agent town run, killed with SIGKILL, resumed, and rerun
+from the response cache to exactly the same log and state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from societas.engine.runstore import RunStore
+
+pytestmark = pytest.mark.model
+
+HOURS = "2"
+
+
+def societas(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "societas.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 600) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output
+    return output
+
+
+def recorded(run_dir: Path) -> tuple[list[tuple[int, str, str | None, str]], dict[str, object]]:
+    """The run's log without model-call records, and its final checkpoint."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        events = [
+            (s.event.step, s.event.kind, s.event.agent, json.dumps(s.event.data, sort_keys=True))
+            for s in store.iter_events()
+            if s.event.kind != "llm_call"
+        ]
+        checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None
+        return events, checkpoint.state
+
+
+def wait_for_checkpoint_after_start(run_dir: Path, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if (run_dir / "run.sqlite").exists():
+            try:
+                with RunStore.open(run_dir, readonly=True) as store:
+                    if any(step > 0 for step in store.checkpoint_steps()):
+                        return
+            except Exception:  # the writer may be creating the file right now
+                pass
+        time.sleep(0.5)
+    raise AssertionError("the run made no checkpoint in time")
+
+
+def test_killed_run_resumes_to_the_same_log_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    env = {**os.environ, "SOCIETAS_HOME": str(tmp_path / "home")}
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    common = ["duo", "--model", "smollm2-135m", "--hours", HOURS, "--no-interviews"]
+
+    process = societas("run", *common, "--out", str(killed), env=env)
+    wait_for_checkpoint_after_start(killed, deadline_s=540)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    with RunStore.open(killed, readonly=True) as store:
+        assert store.get_meta("status") == "running"  # it really died mid-run
+
+    output = finish(societas("resume", str(killed), "--no-interviews", env=env))
+    assert "Run summary" in output
+    # The same work again, uninterrupted: every answer now comes from the cache.
+    output = finish(societas("run", *common, "--out", str(whole), env=env))
+    assert "Model: " in output
+
+    killed_events, killed_state = recorded(killed)
+    whole_events, whole_state = recorded(whole)
+    assert killed_events == whole_events
+    assert killed_state == whole_state
+    kinds = {kind for _, kind, _, _ in whole_events}
+    assert {"move", "action", "plan", "memory"} <= kinds
+    with RunStore.open(whole, readonly=True) as store:
+        calls = [s.event.data for s in store.iter_events(kinds=["llm_call"])]
+    assert calls and all(call["cached"] for call in calls)
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["usage"]["total"]["calls"] == len(calls)
+    assert summary["agents"] == 2
