@@ -268,10 +268,10 @@ async def test_timeout_is_transient() -> None:
         await server.aclose()
 
 
-def test_default_threads_leave_a_core_free_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_threads_use_every_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOCIETAS_LLM_THREADS", raising=False)
     monkeypatch.setattr(embedded, "machine_threads", lambda: 8)
-    assert embedded.default_threads() == 7
+    assert embedded.default_threads() == 8
     monkeypatch.setattr(embedded, "machine_threads", lambda: 1)
     assert embedded.default_threads() == 1
     monkeypatch.setenv("SOCIETAS_LLM_THREADS", "3")
