@@ -4,5 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh town
-.venv/bin/societas models --check --only qwen2.5-coder-1.5b
-exec .venv/bin/societas run town --hours "${SOCIETAS_HOURS:-1}" --out "${SOCIETAS_OUT:-runs/town}" "$@"
+# A new run directory each time: runs/town, then runs/town-2, runs/town-3...
+out="${SOCIETAS_OUT:-runs/town}"
+if [ -z "${SOCIETAS_OUT:-}" ]; then
+  n=2
+  while [ -e "$out" ]; do out="runs/town-$n"; n=$((n + 1)); done
+fi
+exec .venv/bin/societas run town --hours "${SOCIETAS_HOURS:-1}" --out "$out" "$@"

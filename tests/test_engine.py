@@ -128,3 +128,39 @@ async def test_ablations_run(tmp_path: Path, flag: str) -> None:
         assert not purposes & {"plan", "decompose", "replan"}
     if flag == "reflection":
         assert "reflect" not in purposes
+
+
+async def test_an_intervention_in_one_fork_never_reaches_the_other(tmp_path: Path) -> None:
+    base = await Simulation.start(load_scenario("duo"), None, scripted_llm(), SimulationConfig())
+    await base.run(hours=0.5)
+    treated, control = base.fork(), base.fork()
+    text = "Masks are required indoors at Corner Cafe from today."
+    treated.schedule_intervention(treated.now, "announcement", {"text": text})
+    await treated.run(hours=0.5)
+    await control.run(hours=0.5)
+
+    def remembers(sim: Simulation, name: str) -> bool:
+        memory = sim.agents[name].memory
+        return any(text in memory.by_id(i).text for i in range(len(memory)))
+
+    assert all(remembers(treated, name) for name in treated.agents)
+    assert not any(remembers(control, name) for name in control.agents)
+    assert not any(remembers(base, name) for name in base.agents)
+
+
+def test_malformed_interventions_are_refused() -> None:
+    import asyncio
+
+    from societas.world.errors import WorldError
+
+    sim = asyncio.run(
+        Simulation.start(load_scenario("duo"), None, scripted_llm(), SimulationConfig())
+    )
+    for kind, data in [
+        ("decree", {"text": "x"}),
+        ("announcement", {"text": " "}),
+        ("message", {"sender": "Nobody", "text": "hi"}),
+        ("announcement", {"text": "x", "importance": 11}),
+    ]:
+        with pytest.raises(WorldError):
+            sim.schedule_intervention(sim.now, kind, data)

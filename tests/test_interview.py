@@ -33,7 +33,8 @@ async def test_interview_answer_is_grounded_in_the_given_memories() -> None:
     (call,) = llm.calls
     assert call.purpose == "interview"
     system, user = call.messages
-    assert system.content.startswith("You are Mara Quist.\nName: Mara Quist")
+    assert "Mara" not in system.content
+    assert user.content.startswith("You are Mara Quist.\nName: Mara Quist")
     assert all(memory in user.content for memory in MEMORIES)
     assert user.content.rstrip().endswith("Question: What are you doing tonight?")
     assert "Monday 13 February 2023, 18:00" in user.content

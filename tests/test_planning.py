@@ -185,7 +185,9 @@ async def test_plan_day_is_one_bounded_call_with_places_as_enum() -> None:
     place_schema = call.schema.model_json_schema()["$defs"]["BlockAnswer"]["properties"]["place"]
     assert sorted(place_schema["enum"]) == sorted(PLACES)
     system, user = call.messages
-    assert system.content.startswith("You are Mara Quist.\nName: Mara Quist")
+    # The same instructions for every agent come first (one cached prefix for all), then the person.
+    assert "Mara" not in system.content
+    assert user.content.startswith("You are Mara Quist.\nName: Mara Quist")
     assert "Monday 13 February 2023" not in system.content  # the changing part comes last
     assert "Bo asked me to bake a cake" in user.content
     assert "Monday 13 February 2023" in user.content

@@ -73,7 +73,8 @@ async def test_prompt_carries_memories_about_each_visible_agent() -> None:
     llm = ScriptedLLM(lambda call: answer("continue"))
     await react(llm, [BO, IDA])
     system, user = llm.calls[0].messages
-    assert system.content.startswith("You are Mara Quist.")
+    assert "Mara" not in system.content  # shared by every agent, so the server reuses it
+    assert user.content.startswith("You are Mara Quist.")
     assert "Bo Lin is walking by" not in system.content
     for memory in (*BO.memories, *IDA.memories):
         assert memory in user.content

@@ -26,6 +26,7 @@ from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.reaction import SeenAgent, decide_reaction
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
+from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, RunStoreError
 from societas.llm.meter import CallRecord, Meter
@@ -235,9 +236,19 @@ class Simulation:
                 on_step(self)
         self._commit(checkpoint=True, force_empty=True)
 
+    def schedule_intervention(self, time: datetime, kind: str, data: dict[str, Any]) -> None:
+        """Inject an intervention (see :mod:`societas.engine.interventions`) at game ``time``.
+
+        It is part of the world's state, so it survives checkpoints and is copied into forks
+        made before it happens (fork first, then schedule it in one branch only).
+        """
+        check_intervention(kind, data, sorted(self.agents))
+        self.world.schedule(time, kind, data)
+
     async def step(self) -> None:
         """Advance the world by one step (or over a stretch where every agent sleeps)."""
         now = self.now
+        await self._apply_interventions(now)
         await self._think(now)
         self._act(now)
         seen = self._perceive(now)
@@ -257,6 +268,35 @@ class Simulation:
         self._commit(checkpoint=checkpoint, step=step, time=now)
 
     # ------------------------------------------------------------------------- phases
+
+    async def _apply_interventions(self, now: datetime) -> None:
+        due = self.world.pop_due()
+        if not due:
+            return
+        memories: dict[str, list[tuple[str, int, MemoryKind]]] = {}
+        for event in due:
+            self._emit(None, "intervention", {"kind": event.kind, **event.data})
+            if event.kind == "object_state":
+                self.world.set_object_state(event.data["object"], event.data["state"])
+                self._emit(None, "object_state", dict(event.data))
+                continue
+            for delivery in deliveries(event.kind, event.data, sorted(self.agents)):
+                kind = MemoryKind.parse(delivery.kind)
+                memories.setdefault(delivery.agent, []).append(
+                    (delivery.text, delivery.importance, kind)
+                )
+                source = str(event.data.get("sender") or event.kind)
+                self._spread_news(
+                    source, [delivery.agent], delivery.text, f"intervention:{event.seq}"
+                )
+        if not self.config.memory:
+            return
+
+        async def remember(agent: Agent) -> None:
+            for text, importance, kind in memories.get(agent.name, []):
+                await agent.remember(self.llm, [text], kind, now, known=[importance])
+
+        await self._for_each_agent(remember, only=sorted(memories))
 
     async def _think(self, now: datetime) -> None:
         await self._for_each_agent(
