@@ -23,6 +23,7 @@ from societas.agents.cognition.planning import (
     decompose_block,
     plan_day,
     revise_plan,
+    with_commitments,
 )
 from societas.agents.cognition.reflection import reflect, should_reflect
 from societas.agents.persona import Persona
@@ -216,6 +217,31 @@ class Agent:
         self.actions = []
         self.current = None
         self._record_plan(reason)
+
+    def adopt_commitments(
+        self, commitments: Sequence[Commitment], now: datetime, reason: str
+    ) -> bool:
+        """Put agreed commitments into today's plan; True when a model replan is still needed.
+
+        Commitments with a time and a place go straight into the plan (no model call); a vague
+        one ("let's meet some time") asks for a replan.
+        """
+        self.commitments.extend(c for c in commitments if c not in self.commitments)
+        if self.plan is None:
+            return False
+        if any(not c.fixed for c in commitments):
+            return True
+        minute = minute_of_day(now)
+        before = self.plan.block_at(minute)
+        updated = with_commitments(self.plan, commitments, now)
+        if updated == self.plan:
+            return False
+        self.plan = updated
+        if self.plan.block_at(minute) != before:
+            self.actions = []
+            self.current = None
+        self._record_plan(reason)
+        return False
 
     def _record_plan(self, reason: str) -> None:
         assert self.plan is not None

@@ -553,19 +553,15 @@ class Simulation:
                 )
             new = [c for c in outcome.commitments if c not in agent.commitments]
             if new:
-                agent.commitments.extend(new)
-                reason = "; ".join(c.line() for c in new)
-                await self._with_agent(
-                    name,
-                    agent.replan(
-                        self.llm,
-                        now,
-                        f"agreed with {', '.join(o for o in names if o != name)}: {reason}",
-                        self._places,
-                        self.config,
-                        self.weights,
-                    ),
-                )
+                partners = ", ".join(o for o in names if o != name)
+                reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
+                if agent.adopt_commitments(new, now, reason):
+                    await self._with_agent(
+                        name,
+                        agent.replan(
+                            self.llm, now, reason, self._places, self.config, self.weights
+                        ),
+                    )
 
     def _spread_news(
         self, speaker: str, listeners: list[str], text: str, conversation_id: str

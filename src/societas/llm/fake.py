@@ -152,8 +152,8 @@ def json_answer(obj: Any) -> str:
 class SchemaFiller:
     """Builds a valid answer for any JSON schema: a stand-in model with no inference.
 
-    Strings come from ``hints`` by field name (a value, or a list cycled through within one
-    answer), else a short placeholder; enums take a hinted value when allowed, else pick with the
+    Strings come from ``hints`` by field name, or by ``"Model.field"`` for one model's field only
+    (a value, or a list cycled through within one answer), else a short placeholder; enums take a hinted value when allowed, else pick with the
     ``rng``; numbers take their range's midpoint; arrays get their minimum length (at least one
     item, or ``hints["field[]"]``). As a :meth:`responder`, each answer is a pure function of the
     call (the rng is re-seeded from the prompt), like a model behind a response cache.
@@ -201,7 +201,13 @@ class SchemaFiller:
         kind = node.get("type", "object")
         if kind == "object":
             props = node.get("properties", {})
-            return {key: self._value(sub, root, key) for key, sub in props.items()}
+            title = node.get("title", "")
+            return {
+                key: self._value(
+                    sub, root, f"{title}.{key}" if f"{title}.{key}" in self.hints else key
+                )
+                for key, sub in props.items()
+            }
         if kind == "array":
             count = max(1, int(node.get("minItems", 1)))
             hinted = self.hints.get(f"{field_name}[]")

@@ -523,6 +523,23 @@ async def revise_plan(
     return _join(plan, now_minute, ahead)
 
 
+def with_commitments(plan: DayPlan, commitments: Sequence[Commitment], now: datetime) -> DayPlan:
+    """Lay fixed ``commitments`` still ahead over the rest of ``plan``, with no model call.
+
+    An agreement with a time and a place ("the party at the cafe at 17:00") needs no rethinking of
+    the whole day: the blocks it overlaps give way to it. Unchanged when nothing new is ahead.
+    """
+    now_minute = minute_of_day(now)
+    ahead = plan.remaining(now_minute)
+    if not ahead:
+        return plan
+    first = ahead[0].model_copy(update={"start": max(ahead[0].start, now_minute)})
+    kept = keep_commitments((first, *ahead[1:]), commitments, start=first.start, home=plan.home)
+    if kept == (first, *ahead[1:]):
+        return plan
+    return _join(plan, first.start, kept)
+
+
 def _join(plan: DayPlan, now_minute: int, ahead: Sequence[PlanBlock]) -> DayPlan:
     """The plan's past (up to ``now_minute``) followed by ``ahead``."""
     past: list[PlanBlock] = []
