@@ -1,0 +1,166 @@
+"""Survey instruments: each outcome asked in character, grounded in the agent's own memories.
+
+For every question the agent recalls the memories that best match it (without refreshing them, so
+asking does not change the agent), then answers with one schema-constrained call:
+``likert`` and ``numeric`` through :func:`answer_scale`, ``choice`` through :func:`answer_choice`,
+``open`` through :func:`answer_in_character` plus one judge call (purpose ``grade``) that scores
+the answer 1-5 against the rubric. :func:`survey` asks many agents at once.
+
+Examples
+--------
+>>> import asyncio
+>>> from datetime import datetime
+>>> from societas.agents.persona import Persona
+>>> from societas.llm.fake import ScriptedLLM
+>>> from societas.experiments.spec import NumericOutcome
+>>> llm = ScriptedLLM(lambda call: {"answer": 7, "why": "busy week"})
+>>> agent = Agent(persona=Persona(name="Ada Quist", age=30), home="")
+>>> outcome = NumericOutcome(id="hours", type="numeric", question="Hours of sleep?", min=0, max=12)
+>>> asyncio.run(measure(llm, agent, outcome, datetime(2026, 1, 1))).value
+7.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from societas.agents.agent import Agent
+from societas.agents.cognition.interview import answer_choice, answer_in_character, answer_scale
+from societas.agents.cognition.schemas import bounded_params, model_text, one_line
+from societas.experiments.spec import (
+    ChoiceOutcome,
+    LikertOutcome,
+    NumericOutcome,
+    OpenOutcome,
+)
+from societas.llm.types import LanguageModel
+from societas.memory.retrieval import RetrievalWeights
+from societas.prompts import load_prompt
+
+GRADE_MAX_TOKENS = 40
+AnyOutcome = LikertOutcome | ChoiceOutcome | NumericOutcome | OpenOutcome
+
+
+class GradeAnswer(BaseModel):
+    """The answer of ``grade_answer.yaml``."""
+
+    score: int = Field(ge=1, le=5)
+    why: str = Field(max_length=100)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One answer: ``value`` is the number analysed (scale point, 1/0 for the success option,
+    the judge's score); ``answer`` what the agent said; ``reason`` why."""
+
+    value: float
+    answer: str
+    reason: str
+
+
+async def measure(
+    llm: LanguageModel,
+    agent: Agent,
+    outcome: AnyOutcome,
+    now: datetime,
+    *,
+    memories: int = 4,
+    sample_index: int = 0,
+) -> Measurement:
+    """Ask ``agent`` one outcome question in character."""
+    recalled = await agent.recall(
+        llm, outcome.question, now, k=memories, weights=RetrievalWeights(), touch=False
+    )
+    persona = agent.persona
+    if isinstance(outcome, LikertOutcome):
+        labels = outcome.scale_labels
+        scale = await answer_scale(
+            llm, persona, outcome.question, 1, outcome.points,
+            low_label=labels[0], high_label=labels[-1],
+            memories=recalled, now=now, sample_index=sample_index,
+        )  # fmt: skip
+        return Measurement(float(scale.value), labels[scale.value - 1], scale.reason)
+    if isinstance(outcome, NumericOutcome):
+        scale = await answer_scale(
+            llm, persona, outcome.question, outcome.min, outcome.max,
+            memories=recalled, now=now, sample_index=sample_index,
+        )  # fmt: skip
+        return Measurement(float(scale.value), str(scale.value), scale.reason)
+    if isinstance(outcome, ChoiceOutcome):
+        choice = await answer_choice(
+            llm, persona, outcome.question, outcome.options,
+            memories=recalled, now=now, sample_index=sample_index,
+        )  # fmt: skip
+        success = 1.0 if choice.option == outcome.success_option else 0.0
+        return Measurement(success, choice.option, choice.reason)
+    text = await answer_in_character(
+        llm, persona, outcome.question, memories=recalled, now=now,
+        purpose="survey", sample_index=sample_index,
+    )  # fmt: skip
+    grade = await grade_answer(llm, outcome, text, sample_index=sample_index)
+    return Measurement(float(grade.score), text, model_text(grade.why))
+
+
+async def grade_answer(
+    llm: LanguageModel, outcome: OpenOutcome, answer: str, *, sample_index: int = 0
+) -> GradeAnswer:
+    """Score a free answer 1-5 against the outcome's rubric (one call, purpose ``grade``).
+
+    The judge samples at temperature 0: a grade should depend on the answer, not on chance.
+    """
+    messages = load_prompt("societas.experiments", "grade_answer").render(
+        rubric=one_line(outcome.rubric),
+        question=one_line(outcome.question),
+        answer=one_line(answer) or "(no answer)",
+    )
+    return await llm.generate(
+        messages,
+        GradeAnswer,
+        purpose="grade",
+        params=bounded_params(None, GRADE_MAX_TOKENS, temperature=0.0),
+        sample_index=sample_index,
+    )
+
+
+async def measure_all(
+    llm: LanguageModel,
+    agent: Agent,
+    outcomes: Sequence[AnyOutcome],
+    now: datetime,
+    *,
+    memories: int = 4,
+    replicates: int = 1,
+) -> list[tuple[str, int, Measurement]]:
+    """Every outcome, ``replicates`` times each: ``(outcome id, replicate, measurement)``.
+
+    Replicates are deliberate repeated samples of the same prompt (``sample_index``).
+    """
+    jobs = [(o, r) for o in outcomes for r in range(replicates)]
+    answers = await asyncio.gather(
+        *(measure(llm, agent, o, now, memories=memories, sample_index=r) for o, r in jobs)
+    )
+    return [(o.id, r, m) for (o, r), m in zip(jobs, answers, strict=True)]
+
+
+async def survey(
+    llm: LanguageModel,
+    agents: Sequence[Agent],
+    outcomes: Sequence[AnyOutcome],
+    now: datetime,
+    *,
+    memories: int = 4,
+    replicates: int = 1,
+) -> dict[str, list[tuple[str, int, Measurement]]]:
+    """Every agent's answers to every outcome, all asked concurrently (name -> answers)."""
+    answers = await asyncio.gather(
+        *(
+            measure_all(llm, a, outcomes, now, memories=memories, replicates=replicates)
+            for a in agents
+        )
+    )
+    return {agent.name: rows for agent, rows in zip(agents, answers, strict=True)}
