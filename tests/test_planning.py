@@ -99,16 +99,16 @@ def test_parse_clock_rounds_to_five_minutes_and_clamps(text: str, minutes: int |
 # --- plan_day ----------------------------------------------------------------------------------
 
 
-async def test_plan_day_sorts_clips_and_fills_gaps() -> None:
+async def test_plan_day_sorts_blocks_each_lasting_until_the_next() -> None:
     answer = {
-        "wake": "5:00",
+        "wake": "05:00",
         "sleep": "21:00",
         "blocks": [
-            block("12:00", "13:00", "lunch", "home:kitchen"),
-            block("05:00", "05:32", "coffee", "home:kitchen"),
-            block("05:30", "12:30", "baking bread", "bakery:kitchen"),  # runs into lunch
-            block("16:00", "17:00", "walk", "park:lawn"),  # gap 13:00-16:00 before it
-            block("20:00", "23:00", "reading", "home:bedroom"),  # past bedtime
+            block("12:00", "", "lunch", "home:kitchen"),
+            block("06:00", "", "baking bread", "bakery:kitchen"),  # an hour after waking
+            block("16:00", "", "walk", "park:lawn"),
+            block("20:00", "", "reading", "home:bedroom"),
+            block("22:30", "", "late snack", "home:kitchen"),  # after bedtime: dropped
         ],
     }
     plan = await plan_day(scripted(answer), MARA, day=DAY, places=PLACES, home=HOME)
@@ -116,12 +116,10 @@ async def test_plan_day_sorts_clips_and_fills_gaps() -> None:
     assert_covers(plan)
     assert (plan.wake, plan.sleep) == (300, 1260)
     assert [b.line() for b in plan.blocks] == [
-        "05:00-05:30 coffee @ home:kitchen",
-        "05:30-12:00 baking bread @ bakery:kitchen",
-        "12:00-13:00 lunch @ home:kitchen",
-        f"13:00-16:00 {FREE_TIME} @ {HOME}",
-        "16:00-17:00 walk @ park:lawn",
-        f"17:00-20:00 {FREE_TIME} @ {HOME}",
+        f"05:00-06:00 {FREE_TIME} @ {HOME}",
+        "06:00-12:00 baking bread @ bakery:kitchen",
+        "12:00-16:00 lunch @ home:kitchen",
+        "16:00-20:00 walk @ park:lawn",
         "20:00-21:00 reading @ home:bedroom",
     ]
 
@@ -129,17 +127,24 @@ async def test_plan_day_sorts_clips_and_fills_gaps() -> None:
 async def test_plan_day_small_gaps_stretch_the_previous_block() -> None:
     answer = {
         "wake": "07:00",
-        "sleep": "10:00",
+        "sleep": "17:00",
         "blocks": [
-            block("07:05", "08:00", "breakfast", "home:kitchen"),
-            block("08:10", "09:50", "baking", "bakery:kitchen"),
+            block("07:05", "", "breakfast", "home:kitchen"),
+            block("08:10", "", "baking", "bakery:kitchen"),
         ],
     }
     plan = await plan_day(scripted(answer), MARA, day=DAY, places=PLACES, home=HOME)
     assert [b.line() for b in plan.blocks] == [
         "07:00-08:10 breakfast @ home:kitchen",
-        "08:10-10:00 baking @ bakery:kitchen",
+        "08:10-17:00 baking @ bakery:kitchen",
     ]
+
+
+async def test_plan_day_a_copied_short_day_falls_back_to_a_normal_bedtime() -> None:
+    # Small models copy the example's times: going to bed two hours after waking is a slip.
+    answer = {"wake": "07:00", "sleep": "09:00", "blocks": [block("07:00", "", "work", HOME)]}
+    plan = await plan_day(scripted(answer), MARA, day=DAY, places=PLACES, home=HOME)
+    assert (plan.wake, plan.sleep) == (420, 1320)
 
 
 async def test_plan_day_repairs_unreadable_times() -> None:

@@ -10,7 +10,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from societas.cli import model_commands, run_commands, viewer_commands
+from societas.cli import experiment_commands, model_commands, run_commands, viewer_commands
 
 app = typer.Typer(
     name="societas",
@@ -37,6 +37,7 @@ def version() -> None:
 run_commands.register(app)
 model_commands.register(app)
 viewer_commands.register(app)
+experiment_commands.register(app)
 
 
 def main() -> None:

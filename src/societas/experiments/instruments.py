@@ -80,28 +80,51 @@ async def measure(
     if isinstance(outcome, LikertOutcome):
         labels = outcome.scale_labels
         scale = await answer_scale(
-            llm, persona, outcome.question, 1, outcome.points,
-            low_label=labels[0], high_label=labels[-1],
-            memories=recalled, now=now, sample_index=sample_index,
-        )  # fmt: skip
+            llm,
+            persona,
+            outcome.question,
+            1,
+            outcome.points,
+            low_label=labels[0],
+            high_label=labels[-1],
+            memories=recalled,
+            now=now,
+            sample_index=sample_index,
+        )
         return Measurement(float(scale.value), labels[scale.value - 1], scale.reason)
     if isinstance(outcome, NumericOutcome):
         scale = await answer_scale(
-            llm, persona, outcome.question, outcome.min, outcome.max,
-            memories=recalled, now=now, sample_index=sample_index,
-        )  # fmt: skip
+            llm,
+            persona,
+            outcome.question,
+            outcome.min,
+            outcome.max,
+            memories=recalled,
+            now=now,
+            sample_index=sample_index,
+        )
         return Measurement(float(scale.value), str(scale.value), scale.reason)
     if isinstance(outcome, ChoiceOutcome):
         choice = await answer_choice(
-            llm, persona, outcome.question, outcome.options,
-            memories=recalled, now=now, sample_index=sample_index,
-        )  # fmt: skip
+            llm,
+            persona,
+            outcome.question,
+            outcome.options,
+            memories=recalled,
+            now=now,
+            sample_index=sample_index,
+        )
         success = 1.0 if choice.option == outcome.success_option else 0.0
         return Measurement(success, choice.option, choice.reason)
     text = await answer_in_character(
-        llm, persona, outcome.question, memories=recalled, now=now,
-        purpose="survey", sample_index=sample_index,
-    )  # fmt: skip
+        llm,
+        persona,
+        outcome.question,
+        memories=recalled,
+        now=now,
+        purpose="survey",
+        sample_index=sample_index,
+    )
     grade = await grade_answer(llm, outcome, text, sample_index=sample_index)
     return Measurement(float(grade.score), text, model_text(grade.why))
 

@@ -415,6 +415,13 @@ class ExperimentSpec(_Spec):
                 issues.append(
                     Issue(("stimulus", key), f"a {design.type} design takes vignettes only")
                 )
+        if world and len(self.arms) == 2:
+            treated = self.treatment_arms[0]
+            if treated not in self.stimulus:
+                issues.append(Issue(("stimulus",), f"the treated arm {treated!r} needs a stimulus"))
+            if self.control_arm in self.stimulus:
+                message = "the control arm of a world design gets no intervention"
+                issues.append(Issue(("stimulus", self.control_arm), message))
         if world and self.population.scenario is None:
             issues.append(Issue(("population",), "a world design needs 'scenario: NAME'"))
         if isinstance(design, WithinDesign | WorldDesign) and len(self.arms) != 2:

@@ -63,6 +63,7 @@ SMALL_GAP = 15
 DEFAULT_WAKE = 7 * 60
 DEFAULT_SLEEP = 22 * 60
 MAX_DAY_BLOCKS = 10
+MIN_WAKING_MINUTES = 10 * 60
 MAX_REVISED_BLOCKS = 10
 PLAN_MAX_TOKENS = 900
 REVISE_MAX_TOKENS = 760
@@ -195,8 +196,10 @@ class Action(BaseModel):
 
 
 class BlockAnswer(BaseModel):
+    """One block as the model writes it; it lasts until the next block starts (no "end": the
+    model would only repeat the next start, at ~8 tokens a block)."""
+
     start: str = Field(max_length=5, description="HH:MM")
-    end: str = Field(max_length=5, description="HH:MM")
     act: str = Field(max_length=60)
     place: str
 
@@ -268,7 +271,7 @@ class Draft(NamedTuple):
 
 def drafts_from(blocks: Sequence[BlockAnswer]) -> list[Draft]:
     return [
-        Draft(parse_clock(b.start), parse_clock(b.end), model_text(b.act), b.place) for b in blocks
+        Draft(parse_clock(b.start), None, model_text(b.act), b.place) for b in blocks
     ]
 
 
@@ -453,8 +456,9 @@ def _day_window(
 ) -> tuple[int, int]:
     """Wake-up and bedtime: the answer's, else the drafts' extent, else 07:00-22:00.
 
-    A bedtime not after wake-up (e.g. "00:30") means midnight; wake-up moves earlier for a
-    commitment that starts before it.
+    A bedtime not after wake-up (e.g. "00:30") means midnight; a "day" shorter than
+    ``MIN_WAKING_MINUTES`` is a slip (small models copy an example's times), so bedtime falls back
+    to the default; wake-up moves earlier for a commitment that starts before it.
     """
     starts = [d.start for d in drafts if d.start is not None]
     ends = [d.end for d in drafts if d.end is not None]
@@ -464,6 +468,8 @@ def _day_window(
     sleep = parse_clock(answer.sleep)
     if sleep is None:
         sleep = max(ends, default=DEFAULT_SLEEP)
+    if wake < sleep < wake + MIN_WAKING_MINUTES:
+        sleep = max(DEFAULT_SLEEP, wake + MIN_WAKING_MINUTES)
     fixed_starts = [c.start for c in commitments if c.fixed and c.start is not None]
     wake = min([wake, *fixed_starts])
     if sleep <= wake:

@@ -1,0 +1,133 @@
+"""``societas experiment`` and ``societas report``: run an experiment file, rebuild its report."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from societas.experiments.designs import DesignError
+from societas.experiments.report import ReportError, write_report
+from societas.experiments.runner import ExperimentResult, ExperimentRunError, run_experiment
+from societas.experiments.spec import ExperimentError, ExperimentSpec, load_experiment
+from societas.llm.registry import DEFAULT_MODEL, open_llm
+from societas.llm.types import LLMError
+from societas.population import MicrodataError, RakingError, SamplingError
+from societas.world.errors import WorldError
+
+console = Console()
+SHOWN_SECTIONS = ("effect", "paired", "cluster")
+# Problems of the experiment or its population that the user can fix: reported, no traceback.
+RUN_ERRORS = (
+    ExperimentRunError,
+    DesignError,
+    LLMError,
+    WorldError,
+    MicrodataError,
+    RakingError,
+    SamplingError,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("experiment")(experiment)
+    app.command("report")(report)
+
+
+def experiment(
+    file: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A catalog name, gguf:PATH or openai:NAME.")
+    ] = DEFAULT_MODEL,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder; rerunning it resumes.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", min=2, help="Use only N agents.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
+    ] = None,
+) -> None:
+    """Run the experiment FILE: survey every agent, analyse, and write an HTML report."""
+    try:
+        spec = load_experiment(file)
+    except ExperimentError as error:
+        fail(str(error))
+    out_dir = out or Path("experiments") / spec.name
+    try:
+        result = asyncio.run(run_with_progress(spec, model, base_url, out_dir, n))
+    except RUN_ERRORS as error:
+        fail(str(error))
+    print_result(result)
+
+
+async def run_with_progress(
+    spec: ExperimentSpec, model: str, base_url: str | None, out_dir: Path, n: int | None
+) -> ExperimentResult:
+    async with open_llm(model, base_url=base_url) as llm:
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"{spec.name} ({spec.design.type})", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await run_experiment(spec, llm, out_dir, n=n, progress=advance)
+
+
+def report(
+    folder: Annotated[Path, typer.Argument(help="An experiment output folder.")],
+) -> None:
+    """Rebuild report.html of an experiment folder from its saved files."""
+    try:
+        path = write_report(folder)
+    except (ReportError, ExperimentError) as error:
+        fail(str(error))
+    console.print(f"report: {path}")
+
+
+def print_result(result: ExperimentResult) -> None:
+    table = Table(title=f"{result.spec.name}: effects vs {result.spec.control_arm}")
+    for column in ("outcome", "section", "contrast", "estimand", "estimate", "95% CI", "p"):
+        table.add_column(column, justify="left" if column in ("outcome", "contrast") else "right")
+    rows = result.analysis[result.analysis["section"].isin(SHOWN_SECTIONS)]
+    for _, row in rows.iterrows():
+        table.add_row(
+            str(row["outcome"]),
+            str(row["section"]),
+            str(row["group"]),
+            str(row["estimand"]),
+            figure(row["estimate"]),
+            f"[{figure(row['ci_low'])}, {figure(row['ci_high'])}]",
+            figure(row["p_value"]),
+        )
+    console.print(table)
+    total = result.usage.get("total") or {}
+    if total:
+        console.print(
+            f"model: {total.get('calls', 0)} calls, {total.get('cache_hits', 0)} cache hits, "
+            f"{total.get('prompt_tokens', 0) + total.get('completion_tokens', 0)} tokens"
+        )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"{len(result.responses)} answers; report: {result.report_path}")
+
+
+def figure(value: object) -> str:
+    number = float(str(value))
+    return "–" if math.isnan(number) else f"{number:.3g}"
+
+
+def fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
