@@ -584,9 +584,14 @@ class UsageTotals(BaseModel):
 
 
 class ModelUsage(BaseModel):
-    """The run's model cost, overall, per purpose and per agent per simulated hour."""
+    """The run's model cost, overall, per purpose and per agent per simulated hour.
+
+    ``total`` and the per-agent-hour rates count language-model calls (text generation); the
+    embedding requests, which cost no generated tokens, are counted apart in ``embeddings``.
+    """
 
     total: UsageTotals
+    embeddings: UsageTotals
     by_purpose: dict[str, UsageTotals]
     agents: int
     hours: float
@@ -631,17 +636,22 @@ class _Tally:
         )
 
 
+EMBED_PURPOSE = "embed"
+
+
 def model_usage(events: Iterable[Event], *, agents: int, hours: float) -> ModelUsage:
     """Sum the ``llm_call`` events; rates per agent-hour need ``agents`` and ``hours`` > 0.
 
     Every recorded call counts, cached ones included (``cache_hits`` says how many were free).
     """
     total = _Tally()
+    embeddings = _Tally()
     by_purpose: dict[str, _Tally] = defaultdict(_Tally)
     for event in events:
         if event.kind == "llm_call":
-            total.add(event.data)
-            by_purpose[str(event.data.get("purpose") or "unknown")].add(event.data)
+            purpose = str(event.data.get("purpose") or "unknown")
+            (embeddings if purpose == EMBED_PURPOSE else total).add(event.data)
+            by_purpose[purpose].add(event.data)
     agent_hours = agents * hours if agents > 0 and hours > 0 else None
 
     def rate(value: int) -> float | None:
@@ -649,6 +659,7 @@ def model_usage(events: Iterable[Event], *, agents: int, hours: float) -> ModelU
 
     return ModelUsage(
         total=total.totals(),
+        embeddings=embeddings.totals(),
         by_purpose={purpose: tally.totals() for purpose, tally in sorted(by_purpose.items())},
         agents=agents,
         hours=hours,
@@ -687,7 +698,8 @@ class RunSummary(BaseModel):
             f"({self.simulated_hours:.2f} h), {self.agents} agents, {self.events} events",
             f"Model: {usage.calls} calls ({usage.cache_hits} cached, {usage.errors} failed), "
             f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt + "
-            f"{usage.completion_tokens} completion)",
+            f"{usage.completion_tokens} completion); {self.usage.embeddings.calls} embedding "
+            "requests",
         ]
         if self.usage.calls_per_agent_hour is not None:
             lines.append(
@@ -695,7 +707,8 @@ class RunSummary(BaseModel):
                 f"{self.usage.tokens_per_agent_hour:.0f} tokens"
             )
         for purpose, totals in self.usage.by_purpose.items():
-            lines.append(f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens")
+            if purpose != EMBED_PURPOSE:
+                lines.append(f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens")
         for news in self.news:
             lines.append(
                 f"News {news.news_id!r}: {news.initial_count} -> {news.final_count} of "

@@ -307,7 +307,9 @@ class ExperimentSpec(_Spec):
     outcomes: list[Outcome] = Field(min_length=1, max_length=10)
     design: Design
     subgroups: list[str] = Field(default_factory=list, max_length=6)
-    replicates: int = Field(default=1, ge=1, le=20)
+    replicates: int = Field(
+        default=1, ge=1, le=20, description="answer samples per question (sample_index)"
+    )
     memories: int = Field(default=4, ge=0, le=12, description="memories recalled per question")
     human_target: HumanTarget | None = None
 

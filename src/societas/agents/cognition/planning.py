@@ -270,9 +270,7 @@ class Draft(NamedTuple):
 
 
 def drafts_from(blocks: Sequence[BlockAnswer]) -> list[Draft]:
-    return [
-        Draft(parse_clock(b.start), None, model_text(b.act), b.place) for b in blocks
-    ]
+    return [Draft(parse_clock(b.start), None, model_text(b.act), b.place) for b in blocks]
 
 
 def normalise_schedule(
