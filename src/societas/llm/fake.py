@@ -155,8 +155,9 @@ class SchemaFiller:
     Strings come from ``hints`` by field name, or by ``"Model.field"`` for one model's field only
     (a value, or a list cycled through within one answer), else a short placeholder; enums take
     a hinted value when allowed, else pick with the ``rng``; numbers take their range's
-    midpoint; arrays get their minimum length (at least one item, or ``hints["field[]"]``). As a :meth:`responder`, each answer is a pure function of the
-    call (the rng is re-seeded from the prompt), like a model behind a response cache.
+    midpoint; arrays get their minimum length (at least one item, or ``hints["field[]"]``).
+    As a :meth:`responder`, each answer is a pure function of the call (the rng is re-seeded
+    from the prompt), like a model behind a response cache.
 
     Used as a replayed model for engine tests and scale benchmarks, where what matters is the
     engine's work, not the words.
