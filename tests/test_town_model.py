@@ -17,7 +17,7 @@ from societas.engine.runstore import RunStore
 
 pytestmark = pytest.mark.model
 
-HOURS = "2"
+HOURS = "4"  # long enough that the kill after the first hourly checkpoint lands mid-run
 
 
 def societas(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -70,6 +70,7 @@ def test_killed_run_resumes_to_the_same_log_as_an_uninterrupted_one(tmp_path: Pa
 
     process = societas("run", *common, "--out", str(killed), env=env)
     wait_for_checkpoint_after_start(killed, deadline_s=540)
+    assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     with RunStore.open(killed, readonly=True) as store:
