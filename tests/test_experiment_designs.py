@@ -92,9 +92,7 @@ async def agent_with(texts: list[str]) -> Agent:
 
 @settings(max_examples=15, deadline=None)
 @given(
-    st.lists(
-        st.text(alphabet="abcdefgh ", min_size=1, max_size=30).filter(str.strip), max_size=6
-    ),
+    st.lists(st.text(alphabet="abcdefgh ", min_size=1, max_size=30).filter(str.strip), max_size=6),
     st.sampled_from([("control", "treated"), ("treated", "control")]),
 )
 def test_within_subjects_restore_the_snapshot(texts: list[str], order: tuple[str, str]) -> None:
