@@ -90,6 +90,8 @@ class Simulation:
         self.weights = RetrievalWeights()
         self.knowers = knowers if knowers is not None else _initial_knowers(scenario)
         self._events: list[Event] = []
+        # Agents whose action changed in the current step (set by the think phase).
+        self._changed: set[str] = set()
         self._places = world.place_choices("room")
         self._objects_of = {room: world.places.objects(room) for room in self._places}
         self._unsubscribe: Callable[[], None] | None = None
