@@ -84,8 +84,9 @@ def main() -> None:
     # Backend calls and tokens as the meter counted them (a call answered from the cache within
     # the first run costs nothing and is not counted).
     total = first["meter"]["total"]
+    embeds = first["meter"]["purposes"].get("embed", {}).get("calls", 0)
     agent_hours = agents * args.hours
-    calls = total["calls"]
+    calls = total["calls"] - embeds  # model calls; embedding requests are reported apart
     tokens = total["prompt_tokens"] + total["completion_tokens"]
     replay_calls = replay["meter"]["total"]["calls"]
     result = {
@@ -98,6 +99,7 @@ def main() -> None:
         "wall_s": first["wall_s"],
         "model_load_s": first["model_load_s"],
         "calls": calls,
+        "embedding_requests": embeds,
         "tokens": tokens,
         "prompt_tokens": total["prompt_tokens"],
         "completion_tokens": total["completion_tokens"],
