@@ -87,20 +87,25 @@ class Agent:
         )
         embeddings = await llm.embed(texts)
         ids = self.memory.add_many(kind, list(texts), now, list(importances), embeddings, evidence)
-        for memory_id, text, importance in zip(ids, texts, importances, strict=True):
-            self.outbox.append(
-                (
-                    "memory",
-                    {
-                        "id": memory_id,
-                        "memory_kind": kind.label,
-                        "text": text,
-                        "importance": int(importance),
-                        "evidence": list(self.memory.evidence_of(memory_id)),
-                    },
-                )
-            )
+        for memory_id in ids:
+            self._record_memory(memory_id)
         return ids
+
+    def _record_memory(self, memory_id: int) -> None:
+        """Queue the run store's ``memory`` event for a stored record."""
+        record = self.memory.by_id(memory_id)
+        self.outbox.append(
+            (
+                "memory",
+                {
+                    "id": memory_id,
+                    "memory_kind": record.kind.label,
+                    "text": record.text,
+                    "importance": int(record.importance),
+                    "evidence": list(record.evidence),
+                },
+            )
+        )
 
     async def recall(
         self,
@@ -131,19 +136,7 @@ class Agent:
             return []
         ids = await reflect(llm, self.persona, self.memory, now, weights=weights)
         for memory_id in ids:
-            record = self.memory.by_id(memory_id)
-            self.outbox.append(
-                (
-                    "memory",
-                    {
-                        "id": memory_id,
-                        "memory_kind": "reflection",
-                        "text": record.text,
-                        "importance": int(record.importance),
-                        "evidence": list(record.evidence),
-                    },
-                )
-            )
+            self._record_memory(memory_id)
         return ids
 
     # ---------------------------------------------------------------------------- planning
