@@ -632,7 +632,8 @@ def test_serve_binds_loopback_and_guards_hosts(
 
 
 def test_serve_refuses_bad_directories_and_ports(cli: typer.Typer, tmp_path: Path) -> None:
-    runner = CliRunner()
+    # A wide terminal, so the error panel never cuts the message (the temporary path varies).
+    runner = CliRunner(env={"COLUMNS": "400"})
     empty = runner.invoke(cli, ["serve", str(tmp_path)])
     assert empty.exit_code == 2 and "no run.sqlite" in empty.output
     assert runner.invoke(cli, ["serve", str(tmp_path / "missing")]).exit_code == 2
