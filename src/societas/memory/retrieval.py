@@ -152,6 +152,12 @@ def retrieve(
     vector = np.asarray(query, dtype=np.float32)
     if vector.ndim != 1:
         raise ValueError(f"retrieve takes one query vector, got shape {vector.shape}")
+    if kinds is None and isinstance(exclude, tuple | list | set | frozenset) and not exclude:
+        _check_k(k)
+        found_all = _top_of_all(stream, _query_matrix(vector, stream.dim)[0], now, k, weights)
+        if touch:
+            stream.touch(found_all, now)
+        return found_all
     found = retrieve_each(
         stream, vector, now, k=k, weights=weights, kinds=kinds, exclude=exclude, touch=touch
     )
@@ -185,6 +191,36 @@ def retrieve_union(
     if touch:
         stream.touch(found, now)
     return found
+
+
+def _top_of_all(
+    stream: MemoryStream, query: FloatArray, now: datetime, k: int, weights: RetrievalWeights
+) -> list[int]:
+    """:func:`retrieve` over every record: the same arithmetic as :func:`score_memories` and
+    :func:`_top_columns` on one row, without masks and gathers (agents recall this way many
+    times a step, so the fixed cost of a call matters more than its size)."""
+    size = len(stream)
+    if size == 0:
+        return []
+    relevance = np.empty(size, dtype=np.float32)
+    np.einsum("ij,j->i", stream.embeddings, query, out=relevance)
+    hours_idle = np.maximum(to_hours(now) - stream.last_access_hours, 0.0)
+    recency = _min_max_row(np.power(weights.decay_per_hour, hours_idle).astype(np.float32))
+    static = weights.recency * recency + weights.importance * _min_max_row(stream.importances)
+    total = (weights.relevance * _min_max_row(relevance) + static).astype(np.float32)
+    columns = np.argpartition(-total, k - 1)[:k] if k < size else np.arange(size)
+    order = np.lexsort((columns, -total[columns]))  # equal scores: the older record first
+    return [int(column) for column in columns[order]]
+
+
+def _min_max_row(values: FloatArray) -> FloatArray:
+    """:func:`_min_max` of one non-empty row."""
+    low = values.min()
+    span = values.max() - low
+    if span <= 0:
+        return np.full(values.shape, _FLAT_COMPONENT, dtype=np.float32)
+    scaled: FloatArray = ((values - low) / span).astype(np.float32)
+    return scaled
 
 
 def _query_matrix(queries: npt.ArrayLike, dim: int | None) -> FloatArray:

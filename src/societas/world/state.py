@@ -30,6 +30,7 @@ from societas.world.clock import GameClock
 from societas.world.errors import UnknownAgentError, WorldError, did_you_mean
 from societas.world.places import PlaceTree, Tile
 from societas.world.scenario import Scenario
+from societas.world.spatial import SpatialIndex
 from societas.world.tilemap import TileMap
 
 PlaceLevel = Literal["area", "room", "object"]
@@ -139,6 +140,14 @@ class World:
         self.clock = clock
         self._agents = scenario.agent_names()
         self._positions = dict(positions)
+        # Who stands near whom: perception asks it for every agent every step.
+        self._nearby = SpatialIndex()
+        for name, tile in self._positions.items():
+            self._nearby.place(name, tile)
+        # Room and area of every tile as plain lists, for the many lookups of perception.
+        self._room_names = self.places.room_list
+        self._room_rows: list[list[int]] = self.places.room_ids.tolist()
+        self._area_of_room = [room.split(":", 1)[0] for room in self._room_names]
         self._activities: dict[str, tuple[str, str]] = {name: ("", "") for name in self._agents}
         self._defaults = {
             f"{room}:{name}": spec.state
@@ -146,6 +155,8 @@ class World:
             for name, spec in objects.items()
         }
         self._object_states = dict(self._defaults)
+        # Objects not in their usual state, by area: the only ones perception reports.
+        self._unusual: dict[str, set[str]] = {}
         self._events: list[WorldEvent] = []
         self._next_seq = 0
 
@@ -191,6 +202,7 @@ class World:
             where = "off the map" if not self.tilemap.in_bounds(tile) else "not walkable"
             raise WorldError(f"cannot put {agent!r} on tile {list(tile)}: it is {where}")
         self._positions[agent] = tile
+        self._nearby.place(agent, tile)
 
     def walk(self, agent: str, address: str, max_tiles: int | None = None) -> bool:
         """Move the agent along its shortest path to a place, at most ``max_tiles`` tiles (all the
@@ -200,7 +212,9 @@ class World:
         route = self.path(agent, address)
         if not route or max_tiles == 0:
             return False
-        self._positions[agent] = route[: max_tiles or None][-1]
+        tile = route[: max_tiles or None][-1]
+        self._positions[agent] = tile
+        self._nearby.place(agent, tile)
         return True
 
     def path(self, agent: str, address: str) -> list[Tile] | None:
@@ -239,14 +253,16 @@ class World:
     def _agents_in_view(self, agent: str, radius: int) -> list[SeenAgent]:
         x, y = self.position(agent)
         area = self.area_of(agent)
+        rooms, room_rows, area_of_room = self._room_names, self._room_rows, self._area_of_room
         seen_agents = []
-        for other in self._agents:
+        for other in self._nearby.within((x, y), radius):
             other_x, other_y = self._positions[other]
-            distance = max(abs(other_x - x), abs(other_y - y))
-            if other == agent or distance > radius or self.area_of(other) != area:
+            room = room_rows[other_y][other_x]
+            if other == agent or area_of_room[room] != area:
                 continue
+            distance = max(abs(other_x - x), abs(other_y - y))
             text, emoji = self._activities[other]
-            seen = SeenAgent(other, (other_x, other_y), self.place_of(other), distance, text, emoji)
+            seen = SeenAgent(other, (other_x, other_y), rooms[room], distance, text, emoji)
             seen_agents.append(seen)
         seen_agents.sort(key=lambda seen: (seen.distance, seen.name))
         return seen_agents
@@ -260,7 +276,7 @@ class World:
         area = place.split(":", 1)[0]
         seen_agents = self._agents_in_view(agent, radius)
         seen_objects = []
-        for address in self.places.objects(area):
+        for address in self._unusual.get(area, ()):
             state = self._object_states[address]
             if state == self._defaults[address]:
                 continue
@@ -288,6 +304,11 @@ class World:
         if not state.strip():
             raise WorldError(f"object state of {address!r} must not be empty")
         self._object_states[address] = state
+        unusual = self._unusual.setdefault(address.split(":", 1)[0], set())
+        if state == self._defaults[address]:
+            unusual.discard(address)
+        else:
+            unusual.add(address)
 
     def default_object_state(self, address: str) -> str:
         self.places.object_tile(address)

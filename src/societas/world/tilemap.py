@@ -19,11 +19,14 @@ True
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import dijkstra
 
 from societas.world.errors import WorldError
 from societas.world.places import PlaceTree, Tile
@@ -49,7 +52,11 @@ class TileMap:
         self._places = places
         self._flat: list[bool] = grid.ravel().tolist()
         self._adjacent = self._adjacency()
-        self._fields: dict[str, list[int]] = {}
+        # Distance fields, compact (a large town walks to thousands of places), and the graph
+        # that computes them in C; a distance is below the number of open tiles.
+        self._fields: dict[str, array[int]] = {}
+        self._graph: csr_array | None = None
+        self._field_code = "h" if sum(self._flat) < 2**15 else "i"
 
     @classmethod
     def from_rows(cls, rows: Sequence[str], blocked: str = "#") -> TileMap:
@@ -178,15 +185,31 @@ class TileMap:
         field.setflags(write=False)
         return field
 
-    def _field(self, address: str) -> list[int]:
+    def _field(self, address: str) -> array[int]:
         cached = self._fields.get(address)
         if cached is None:
             if self._places is None:
                 raise WorldError("this tile map has no places; build it with a PlaceTree")
             goals = self._places.tile_array(address)
-            cached = self._breadth_first([int(y) * self.width + int(x) for x, y in goals])
+            cached = self._steps_to([int(y) * self.width + int(x) for x, y in goals])
             self._fields[address] = cached
         return cached
+
+    def _steps_to(self, goals: list[int]) -> array[int]:
+        """What :meth:`_breadth_first` from ``goals`` gives (exact step counts), computed in C."""
+        goals = [goal for goal in goals if self._flat[goal]]
+        if not goals:
+            return array(self._field_code, [UNREACHABLE]) * len(self._flat)
+        if self._graph is None:
+            tails = [tile for tile, near in enumerate(self._adjacent) for _ in near]
+            heads = [neighbour for near in self._adjacent for neighbour in near]
+            ones = np.ones(len(tails), dtype=np.float64)
+            self._graph = csr_array((ones, (tails, heads)), shape=(len(self._flat),) * 2)
+        steps = dijkstra(self._graph, indices=goals, unweighted=True, min_only=True)
+        steps[~np.isfinite(steps)] = UNREACHABLE
+        field = array(self._field_code)
+        field.frombytes(steps.astype(f"=i{field.itemsize}").tobytes())
+        return field
 
     def _breadth_first(self, sources: Iterable[int]) -> list[int]:
         distances = [UNREACHABLE] * len(self._flat)

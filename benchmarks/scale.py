@@ -1,0 +1,407 @@
+"""Engine scale: N agents of a synthetic grid town for a game day on a replayed model.
+
+The model answers every schema at once (a :class:`~societas.llm.fake.SchemaFiller` per district,
+with hints that make agents plan a day in their district's public places, move, meet, react and
+sometimes talk or replan) and embeddings come from :class:`~societas.llm.fake.HashEmbedder`, so
+the wall time is the engine's own: world, memory, run store. Prints one JSON object: agents, game
+hours, wall seconds, steps, seconds per step, model calls, peak RSS and RSS per agent, run-store
+size, retrieval p50/p95 at 10,000 memories, and a linear extrapolation to the target (10,000
+agents for one game day in 10 minutes) when run with fewer agents.
+
+    .venv/bin/python benchmarks/scale.py --agents 100 --hours 24
+    .venv/bin/python benchmarks/scale.py --agents 1000 --hours 2 --profile /tmp/scale.prof.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import hashlib
+import io
+import json
+import os
+import pstats
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.simulation import Simulation
+from societas.llm.fake import HashEmbedder, SchemaFiller, ScriptedCall
+from societas.llm.types import FloatMatrix, LLMOutputError, Message, SamplingParams, SchemaT
+from societas.memory.retrieval import retrieve
+from societas.memory.stream import MemoryStream
+from societas.world.gridtown import district_places, grid_town
+
+T = TypeVar("T")
+TARGET = {"agents": 10_000, "game_hours": 24.0, "wall_s": 600.0, "retrieval_p50_ms": 2.0}
+RETRIEVAL_MEMORIES = 10_000
+RETRIEVAL_DIM = 384  # the shipped embedding model's width
+RETRIEVAL_QUERIES = 300
+VARIANTS = 4  # agents of a district follow one of this many rotations of the day
+
+BASE_HINTS: dict[str, Any] = {
+    "wake": "07:00",
+    "sleep": "22:00",
+    "act": ["work", "lunch break", "a walk", "shopping", "coffee with friends"],
+    "blocks[]": 5,
+    "steps[]": 3,
+    "mins": 20,
+    "do": ["walk around", "chat", "look around"],
+    "emoji": "🙂",
+    "state": "in use",
+    "imp": 4,
+    "why": "I want to say hello",
+    "say": [
+        "Have you heard? There's a festival in the park on Saturday.",
+        "A festival on Saturday? I'll be there.",
+    ],
+    "memory": "We talked about the festival in the park on Saturday.",
+    "gist": "They talked about the festival.",
+    "PlanAnswer.what": "",
+    "note": "a friendly neighbour",
+    "questions[]": 1,
+    "text": "People here like to talk about the festival.",
+}
+STARTS = ("08:00", "11:00", "12:30", "15:00", "18:00")
+
+
+class ReplayedModel:
+    """A :class:`~societas.llm.types.LanguageModel` with instant answers and no call log.
+
+    Plans put an agent in its own district: the filler's place hints are the district's public
+    rooms, rotated by a stable hash of the agent's name so each place holds a share of them.
+    ``calls`` counts calls by purpose; ``answer_s`` is the time spent making answers.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.embedder = HashEmbedder()
+        self.calls: Counter[str] = Counter()
+        self.embed_requests = 0
+        self.embedded_texts = 0
+        self.answer_s = 0.0
+        self._fillers: dict[tuple[str, int], SchemaFiller] = {}
+        self._schemas = _SchemaCache()
+
+    def _filler(self, prompt: str) -> SchemaFiller:
+        home = _field(prompt, "Home: ")
+        name = _field(prompt, "You are ")
+        district: tuple[str, ...] = ()
+        if home:
+            try:
+                district = tuple(district_places(home))
+            except ValueError:
+                district = ()
+        variant = _stable(name.rstrip(".")) % VARIANTS if name else 0
+        key = (district[0] if district else "", variant)
+        filler = self._fillers.get(key)
+        if filler is None:
+            hints = dict(BASE_HINTS)
+            if district:
+                turn = variant % len(district)
+                hints["place"] = [*district[turn:], *district[:turn]]
+            hints["start"] = list(STARTS[variant % 2 :])
+            filler = SchemaFiller(random.Random(self.seed), hints)
+            self._fillers[key] = filler
+        return filler
+
+    def _answer(self, call: ScriptedCall) -> Any:
+        started = time.perf_counter()
+        try:
+            if call.schema is not None:
+                call = replace(call, schema=self._schemas.of(call.schema))
+            return self._filler(call.prompt_text).responder(call)
+        finally:
+            self.answer_s += time.perf_counter() - started
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        schema: type[SchemaT],
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+    ) -> SchemaT:
+        self.calls[purpose] += 1
+        answer = self._answer(ScriptedCall(purpose, tuple(messages), schema, params, sample_index))
+        try:
+            return schema.model_validate(answer)
+        except ValueError as error:
+            raise LLMOutputError(
+                f"replayed answer invalid for {schema.__name__}", str(answer)
+            ) from error
+
+    async def chat_text(
+        self,
+        messages: Sequence[Message],
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+    ) -> str:
+        self.calls[purpose] += 1
+        return str(self._answer(ScriptedCall(purpose, tuple(messages), None, params, sample_index)))
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+    ) -> str:
+        message = Message(role="user", content=prompt)
+        return await self.chat_text(
+            [message], purpose=purpose, params=params, sample_index=sample_index
+        )
+
+    async def embed(
+        self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
+    ) -> FloatMatrix:
+        self.embed_requests += 1
+        self.embedded_texts += len(texts)
+        started = time.perf_counter()
+        try:
+            return self.embedder.embed_sync(texts)
+        finally:
+            self.answer_s += time.perf_counter() - started
+
+
+class _SchemaCache:
+    """Each answer class's JSON schema, built once (pydantic builds it anew on every call).
+
+    Stands in for the class in a :class:`ScriptedCall`: the filler only asks for the schema.
+    """
+
+    def __init__(self) -> None:
+        self._schemas: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, schema: type[BaseModel]) -> Any:
+        built = self._schemas.get(schema)
+        if built is None:
+            built = self._schemas[schema] = schema.model_json_schema()
+        return _BuiltSchema(built)
+
+
+@dataclass(frozen=True)
+class _BuiltSchema:
+    schema: dict[str, Any]
+
+    def model_json_schema(self) -> dict[str, Any]:
+        return self.schema
+
+
+def _field(prompt: str, label: str) -> str:
+    """The rest of the first line starting with ``label`` ("" when none)."""
+    for line in prompt.splitlines():
+        if line.startswith(label):
+            return line[len(label) :].strip()
+    return ""
+
+
+def _stable(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
+
+
+class _Timers:
+    """Seconds spent in wrapped callables, by name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"checkpoint_state_s": 0.0, "run_store_write_s": 0.0}
+
+    def wrap(self, name: str, function: Callable[..., T]) -> Callable[..., T]:
+        def timed(*args: Any, **kwargs: Any) -> T:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - started
+
+        return timed
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far, MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _rss_mb()
+
+
+def _directory_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def retrieval_latency(seed: int) -> dict[str, float]:
+    """p50/p95 of one :func:`retrieve` (k=8) over a stream of 10,000 memories, ms."""
+    rng = np.random.default_rng(seed)
+    stream = MemoryStream(dim=RETRIEVAL_DIM)
+    start = datetime(2026, 3, 2, 6, 0)
+    batch = 1000
+    for first in range(0, RETRIEVAL_MEMORIES, batch):
+        stream.add_many(
+            "observation",
+            [f"memory {i}" for i in range(first, first + batch)],
+            start,
+            rng.integers(1, 11, batch).tolist(),
+            rng.standard_normal((batch, RETRIEVAL_DIM)).astype(np.float32),
+        )
+    queries = rng.standard_normal((RETRIEVAL_QUERIES, RETRIEVAL_DIM)).astype(np.float32)
+    now = datetime(2026, 3, 3, 12, 0)
+    timings = []
+    for query in queries:
+        began = time.perf_counter()
+        retrieve(stream, query, now, k=8, touch=True)
+        timings.append((time.perf_counter() - began) * 1000)
+    return {
+        "memories": RETRIEVAL_MEMORIES,
+        "dim": RETRIEVAL_DIM,
+        "p50_ms": round(float(np.percentile(timings, 50)), 3),
+        "p95_ms": round(float(np.percentile(timings, 95)), 3),
+    }
+
+
+def event_digest(run_dir: Path) -> tuple[int, str]:
+    """How many events the run store holds, and a SHA-256 of all of them in order."""
+    digest = hashlib.sha256()
+    count = 0
+    with RunStore.open(run_dir, readonly=True) as store:
+        for stored in store.iter_events():
+            event = stored.event
+            record = [event.step, event.time.isoformat(), event.kind, event.agent, event.data]
+            digest.update(json.dumps(record, sort_keys=True).encode())
+            count += 1
+    return count, digest.hexdigest()
+
+
+async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str, Any]:
+    """Build the town, start the engine and run it; figures of the run (no profile)."""
+    rss_before = _current_rss_mb()
+    built = time.perf_counter()
+    scenario = grid_town(agents, random.Random(seed))
+    model = ReplayedModel(seed)
+    started = time.perf_counter()
+    sim = await Simulation.start(scenario, work / "run", model, SimulationConfig(seed=seed))
+    running = time.perf_counter()
+    timers = _Timers()
+    assert sim.store is not None
+    sim.get_state = timers.wrap("checkpoint_state_s", sim.get_state)  # type: ignore[method-assign]
+    sim.store.commit_step = timers.wrap("run_store_write_s", sim.store.commit_step)  # type: ignore[method-assign]
+    steps = 0
+
+    def count(_: Simulation) -> None:
+        nonlocal steps
+        steps += 1
+
+    await sim.run(hours=hours, on_step=count)
+    finished = time.perf_counter()
+    game_steps = sim.step_index
+    sim.close("finished")
+    rss_peak = _rss_mb()
+    run_wall = finished - running
+    return {
+        "build_s": round(started - built, 2),
+        "start_s": round(running - started, 2),
+        "wall_s": round(run_wall, 2),
+        "steps": steps,
+        "game_steps": game_steps,
+        "s_per_step": round(run_wall / max(steps, 1), 4),
+        "s_per_game_hour": round(run_wall / hours, 3),
+        "scripted_model_s": round(model.answer_s, 2),
+        **{name: round(seconds, 2) for name, seconds in timers.seconds.items()},
+        "engine_s": round(run_wall + running - started - model.answer_s, 2),
+        "model_calls": sum(model.calls.values()),
+        "calls_by_purpose": dict(sorted(model.calls.items())),
+        "embed_requests": model.embed_requests,
+        "embedded_texts": model.embedded_texts,
+        "peak_rss_mb": round(rss_peak, 1),
+        "rss_per_agent_kb": round((rss_peak - rss_before) * 1024 / agents, 1),
+        "run_store_mb": round(_directory_mb(work / "run"), 2),
+    }
+
+
+def _profile_text(profile: cProfile.Profile, top: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).strip_dirs()
+    out.write(f"== top {top} by own time ==\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out.write(f"\n== top {top} by cumulative time ==\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--hours", type=float, default=24.0, help="game hours (a day: 24)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=Path, default=None, help="write cProfile top here")
+    parser.add_argument("--top", type=int, default=40, help="functions in the profile")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run in this folder")
+    parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval timing")
+    parser.add_argument("--digest", action="store_true", help="add a digest of the event log")
+    args = parser.parse_args(argv)
+    if args.agents < 1 or args.hours <= 0:
+        parser.error("--agents must be at least 1 and --hours positive")
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="societas-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    profile = cProfile.Profile() if args.profile else None
+    try:
+        if profile is not None:
+            profile.enable()
+        run = asyncio.run(simulate(args.agents, args.hours, args.seed, work))
+        if profile is not None:
+            profile.disable()
+            args.profile.write_text(_profile_text(profile, args.top), encoding="utf-8")
+            profile.dump_stats(args.profile.with_suffix(".pstats"))
+        if args.digest:
+            run["events"], run["event_digest"] = event_digest(work / "run")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    scale = (TARGET["agents"] / args.agents) * (TARGET["game_hours"] / args.hours)
+    result: dict[str, Any] = {
+        "benchmark": "scale",
+        "agents": args.agents,
+        "game_hours": args.hours,
+        "cpu_count": os.cpu_count(),
+        "profiled": profile is not None,
+        **run,
+        "target": TARGET,
+        "extrapolated_target_wall_s": round(run["wall_s"] * scale, 1),
+        "extrapolated_target_rss_gb": round(run["rss_per_agent_kb"] * TARGET["agents"] / 2**20, 2),
+    }
+    if not args.no_retrieval:
+        result["retrieval"] = retrieval_latency(args.seed)
+    return result
+
+
+if __name__ == "__main__":
+    json.dump(main(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
