@@ -451,3 +451,29 @@ def test_extract_json_refuses_to_invent(text: str, problem: str) -> None:
 def test_extract_json_any_takes_the_first_value() -> None:
     assert extract_json("values: [1, 2] and {}") == "[1, 2]"
     assert extract_json("values: [1, 2] and {}", "array") == "[1, 2]"
+
+
+async def test_a_servers_retry_after_is_waited_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from societas.llm.types import BackendTransientError
+
+    backend = ScriptedBackend([HAPPY])
+    original = backend.chat
+    refusals = iter([BackendTransientError("429 slow down", status=429, retry_after_s=7.5)])
+
+    async def rate_limited(*args: object, **kwargs: object) -> object:
+        for refusal in refusals:
+            raise refusal
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "chat", rate_limited)
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("societas.llm.client.asyncio.sleep", record_sleep)
+    answer = await _llm(backend).generate(ASK, Mood, purpose="mood")
+    assert answer.mood == "happy"
+    assert waits == [7.5]

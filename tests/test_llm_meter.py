@@ -149,6 +149,8 @@ def test_event_data_follows_the_llm_call_event_contract() -> None:
         "error": None,
         "retries": 1,
         "repaired": True,
+        "backend_calls": 0,
+        "invalid_answers": 0,
     }
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, create_model
 from rich.console import Console
 from rich.table import Table
 
+from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.llm.catalog import CATALOG, DEFAULT_MODEL, ModelEntry
 from societas.llm.client import LLM
 from societas.llm.registry import open_llm
@@ -32,9 +33,6 @@ console = Console()
 ModelOption = Annotated[
     str,
     typer.Option("--model", "-m", help="A catalog name, gguf:PATH or openai:NAME."),
-]
-BaseUrlOption = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server URL (openai: models).")
 ]
 
 
@@ -166,6 +164,7 @@ def ask(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, max=32768)] = 256,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = 0.7,
     base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Ask the model even if the answer is cached.")
     ] = False,
@@ -175,9 +174,11 @@ def ask(
     messages = [Message(role="system", content=system)] if system else []
     messages.append(Message(role="user", content=question))
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature)
-    answer, cost = _run_or_exit(_ask(model, base_url, not no_cache, messages, params, answer_model))
+    answer, cost = _run_or_exit(
+        _ask(model, base_url, not no_cache, messages, params, answer_model, endpoints)
+    )
     console.print(answer, markup=False, highlight=False)
-    console.print(cost, style="dim")
+    console.print(cost, style="dim", markup=False, emoji=False)
 
 
 async def _ask(
@@ -187,8 +188,9 @@ async def _ask(
     messages: list[Message],
     params: SamplingParams,
     answer_model: type[BaseModel] | None,
+    endpoints: Path | None = None,
 ) -> tuple[str, str]:
-    async with open_llm(model, base_url=base_url, use_cache=use_cache) as llm:
+    async with open_llm(model, base_url=base_url, use_cache=use_cache, endpoints=endpoints) as llm:
         if answer_model is None:
             text = await llm.chat_text(messages, purpose="ask", params=params)
         else:
@@ -238,6 +240,8 @@ def model_from_json_schema_file(path: Path) -> type[BaseModel]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SchemaFileError(f"cannot read schema file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SchemaFileError(f"{path}: not UTF-8 text") from None
     try:
         schema = json.loads(text)
     except json.JSONDecodeError as error:

@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -87,6 +88,7 @@ class _Trace:
     retries: int = 0
     backend_s: float = 0.0
     repaired: bool = False
+    invalid_answers: int = 0
     from_cache: bool = False
     usage: Usage = field(default_factory=Usage)
 
@@ -126,8 +128,10 @@ class LLM:
     ones: ``default_params`` (used when a call gives no params), ``purpose_params`` (defaults per
     purpose tag, e.g. a small ``max_tokens`` for ratings), ``retry_base_s``/``retry_max_s`` (the
     wait before retry n is ``retry_base_s * 2**(n-1)``, capped at ``retry_max_s``, times a jitter
-    in [0.5, 1]), ``rng`` (the jitter's seeded generator) and ``embed_batch_size`` (texts per
-    embedding backend call).
+    in [0.5, 1]), ``rng`` (the jitter's seeded generator), ``embed_batch_size`` (texts per
+    embedding backend call) and ``output_retries`` (how many times a structured request whose
+    answer is still invalid after its repair is asked afresh; default 0: helps when answers are
+    garbled on the way, not when a deterministic model repeats the same mistake).
     The cache is shared, not owned: :meth:`aclose` closes the backends but leaves the cache open.
     """
 
@@ -147,17 +151,21 @@ class LLM:
         retry_max_s: float = 20.0,
         rng: random.Random | None = None,
         embed_batch_size: int = 64,
+        output_retries: int = 0,
     ) -> None:
         _check_positive(max_concurrency=max_concurrency, timeout_s=timeout_s)
         _check_positive(embed_batch_size=embed_batch_size, retry_max_s=retry_max_s)
-        if max_retries < 0 or retry_base_s < 0:
-            raise LLMConfigError("max_retries and retry_base_s must not be negative")
+        if max_retries < 0 or retry_base_s < 0 or output_retries < 0:
+            raise LLMConfigError(
+                "max_retries, retry_base_s and output_retries must not be negative"
+            )
         self.chat_backend = chat
         self.embedder = embedder
         self.cache = cache
         self.meter = meter if meter is not None else Meter()
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        self.output_retries = output_retries
         self.default_params = default_params or SamplingParams()
         self.purpose_params = dict(purpose_params or {})
         self.retry_base_s = retry_base_s
@@ -190,7 +198,7 @@ class LLM:
         is valid, :class:`LLMUnavailableError` when the backend keeps failing.
         """
         chosen = self._params(purpose, params)
-        json_schema = schema.model_json_schema()
+        json_schema = _json_schema_of(schema)
         request = self._request(
             "chat", purpose, self.model_id, messages, chosen, json_schema, sample_index
         )
@@ -370,6 +378,7 @@ class LLM:
                 repaired=trace.repaired,
                 error=error,
                 backend_calls=trace.backend_calls,
+                invalid_answers=trace.invalid_answers,
             )
         self.meter.record(record)
 
@@ -419,7 +428,29 @@ class LLM:
         params: SamplingParams,
         trace: _Trace,
     ) -> tuple[str, str]:
-        """A validated JSON answer and its finish reason, asking for one repair if needed."""
+        """A validated JSON answer and its finish reason, asking for one repair if needed.
+
+        An answer still invalid after its repair is asked for afresh ``output_retries`` times.
+        """
+        for fresh_asks_left in range(self.output_retries, -1, -1):
+            try:
+                return await self._answer_or_repair(
+                    request, messages, schema, json_schema, params, trace
+                )
+            except LLMOutputError:
+                if not fresh_asks_left:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _answer_or_repair(
+        self,
+        request: _Request,
+        messages: list[Message],
+        schema: type[BaseModel],
+        json_schema: dict[str, Any],
+        params: SamplingParams,
+        trace: _Trace,
+    ) -> tuple[str, str]:
         constrained = self.chat_backend.supports_json_schema
         sent = messages if constrained else with_schema_instructions(messages, json_schema)
         decode_schema = json_schema if constrained else None
@@ -434,12 +465,14 @@ class LLM:
             return _valid_json(first.text, schema, json_schema), first.finish_reason
         except _InvalidAnswer as problem:
             trace.repaired = True
+            trace.invalid_answers += 1
             repair = repair_messages(sent, first.text, _explain(problem, first, params))
         # The fix should be the most likely correction, not a new sample.
         second = await ask(repair, params.model_copy(update={"temperature": 0.0}))
         try:
             return _valid_json(second.text, schema, json_schema), second.finish_reason
         except _InvalidAnswer as again:
+            trace.invalid_answers += 1
             message = (
                 f"{request.purpose}: answer invalid for {schema.__name__} after one repair: "
                 f"{_explain(again, second, params)}"
@@ -499,9 +532,13 @@ class LLM:
         trace.backend_calls += 1
         attempt = 0
         while True:
+            server_wait: float | None = None
             try:
                 result = await self._attempt(call, trace)
             except (BackendTransientError, TimeoutError) as error:
+                # A rate-limited server says how long to wait (Retry-After); waiting less only
+                # earns another refusal.
+                server_wait = getattr(error, "retry_after_s", None)
                 if attempt >= self.max_retries:
                     raise LLMUnavailableError(
                         f"{request.purpose}: {request.model_id} unavailable after "
@@ -519,7 +556,7 @@ class LLM:
                 return result
             attempt += 1
             trace.retries += 1
-            await asyncio.sleep(self._backoff(attempt))
+            await asyncio.sleep(max(self._backoff(attempt), server_wait or 0.0))
 
     async def _attempt(self, call: Callable[[], Awaitable[_T]], trace: _Trace) -> _T:
         async with self._semaphore():
@@ -566,6 +603,15 @@ class LLM:
 
 
 # -- structured-output helpers -------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of an answer class, built once per class (pydantic takes milliseconds).
+
+    Shared between calls: nothing downstream may modify it.
+    """
+    return schema.model_json_schema()
 
 
 def compact_schema(json_schema: dict[str, Any]) -> str:

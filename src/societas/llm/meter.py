@@ -41,7 +41,9 @@ class CallRecord(BaseModel):
     plain call, 2 when a repair request followed, 0 for a cache hit (or a request that joined an
     identical one already running). Retried attempts of the same request count in ``retries``.
     ``latency_s`` is the time spent inside backend calls (queueing and backoff excluded).
-    ``repaired`` says a repair request was sent; ``error`` is set when the request failed anyway.
+    ``repaired`` says a repair request was sent; ``invalid_answers`` counts the answers that
+    failed validation (each led to a repair or a fresh ask); ``error`` is set when the request
+    failed anyway.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,6 +60,7 @@ class CallRecord(BaseModel):
     repaired: bool = False
     error: str | None = None
     backend_calls: int = Field(default=0, ge=0)
+    invalid_answers: int = Field(default=0, ge=0)
 
     def event_data(self) -> dict[str, Any]:
         """The ``data`` of the run store's ``llm_call`` event for this record."""
@@ -71,6 +74,8 @@ class CallRecord(BaseModel):
             "error": self.error,
             "retries": self.retries,
             "repaired": self.repaired,
+            "backend_calls": self.backend_calls,
+            "invalid_answers": self.invalid_answers,
         }
 
 
@@ -93,6 +98,7 @@ class UsageTotals(BaseModel):
     errors: int = Field(default=0, ge=0)
     retries: int = Field(default=0, ge=0)
     repairs: int = Field(default=0, ge=0)
+    invalid_answers: int = Field(default=0, ge=0)
 
     @property
     def total_tokens(self) -> int:
@@ -112,6 +118,7 @@ class UsageTotals(BaseModel):
             errors=int(record.error is not None),
             retries=record.retries,
             repairs=int(record.repaired),
+            invalid_answers=record.invalid_answers,
         )
 
     def plus(self, other: UsageTotals) -> UsageTotals:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import openai
 
 from societas.llm.client import with_schema_instructions
+from societas.llm.ratelimit import parse_retry_after
 from societas.llm.types import (
     BackendTransientError,
     Completion,
@@ -58,22 +59,37 @@ def api_key_from_env(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def openai_client(base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
-    """An AsyncOpenAI client with the environment's key (or a placeholder) and no retries."""
+def api_key_from_variable(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The key in environment variable ``name``; unset or empty is an :class:`LLMConfigError`."""
+    value = (os.environ if env is None else env).get(name, "").strip()
+    if not value:
+        raise LLMConfigError(f"environment variable {name} (the API key) is not set")
+    return value
+
+
+def openai_client(
+    base_url: str | None, timeout_s: float, api_key: str | None = None
+) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI client with ``api_key``, else the environment's key (or a placeholder), and
+    no retries."""
     return openai.AsyncOpenAI(
-        api_key=api_key_from_env() or KEYLESS_PLACEHOLDER,
+        api_key=api_key or api_key_from_env() or KEYLESS_PLACEHOLDER,
         base_url=base_url,
         max_retries=0,
         timeout=timeout_s,
     )
 
 
-def mapped_openai_error(error: openai.OpenAIError, base_url: str) -> LLMError:
-    """Our error for an openai exception: transient (retry) or final, never quoting the key."""
+def mapped_openai_error(
+    error: openai.OpenAIError, base_url: str, secret: str | None = None
+) -> LLMError:
+    """Our error for an openai exception: transient (retry) or final, never quoting the key
+    (the environment's, or ``secret``)."""
     if isinstance(error, openai.APITimeoutError):
         return BackendTransientError(f"{base_url} did not answer in time")
     if isinstance(error, openai.APIConnectionError):
-        return BackendTransientError(f"cannot reach {base_url}: {error.__cause__ or error}")
+        reason = _scrubbed(str(error.__cause__ or error), secret)
+        return BackendTransientError(f"cannot reach {base_url}: {reason}")
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         if status in (401, 403):
@@ -82,22 +98,27 @@ def mapped_openai_error(error: openai.OpenAIError, base_url: str) -> LLMError:
                 f"{base_url} refused the API key (HTTP {status}); set SOCIETAS_API_KEY or "
                 "OPENAI_API_KEY"
             )
-        message = f"{base_url} answered HTTP {status}: {_scrubbed(error.message)}"
+        message = f"{base_url} answered HTTP {status}: {_scrubbed(error.message, secret)}"
         if status == 429 or status >= 500:
-            return BackendTransientError(message)
+            retry_after = parse_retry_after(error.response.headers.get("retry-after"))
+            return BackendTransientError(message, status=status, retry_after_s=retry_after)
         return LLMError(message)
-    return LLMError(f"request to {base_url} failed: {_scrubbed(str(error))}")
+    return LLMError(f"request to {base_url} failed: {_scrubbed(str(error), secret)}")
 
 
-def _scrubbed(text: str) -> str:
-    key = api_key_from_env()
-    return text.replace(key, "***") if key else text
+def _scrubbed(text: str, secret: str | None = None) -> str:
+    for key in (api_key_from_env(), secret):
+        if key:
+            text = text.replace(key, "***")
+    return text
 
 
 class OpenAIBackend:
     """A :class:`~societas.llm.types.ChatBackend` for ``model`` on an OpenAI-compatible server.
 
-    ``base_url`` None means the openai client's default (api.openai.com).
+    ``base_url`` None means the openai client's default (api.openai.com). ``api_key_env`` names
+    the environment variable holding this server's key (default: ``SOCIETAS_API_KEY``, else
+    ``OPENAI_API_KEY``).
     """
 
     def __init__(
@@ -107,13 +128,15 @@ class OpenAIBackend:
         base_url: str | None = None,
         json_schema_mode: JsonSchemaMode = "auto",
         request_timeout_s: float = 180.0,
+        api_key_env: str | None = None,
     ) -> None:
         if json_schema_mode not in ("auto", "on", "off"):
             raise LLMConfigError(
                 f"json_schema_mode must be 'auto', 'on' or 'off', not {json_schema_mode!r}"
             )
         self.model = model
-        self._client = openai_client(base_url, request_timeout_s)
+        self._secret = api_key_from_variable(api_key_env) if api_key_env else None
+        self._client = openai_client(base_url, request_timeout_s, self._secret)
         self.base_url = str(self._client.base_url).rstrip("/")
         self.model_id = f"openai:{self.base_url}:{model}"
         self.json_schema_mode: JsonSchemaMode = json_schema_mode
@@ -167,7 +190,9 @@ class OpenAIBackend:
         try:
             response = await self._client.completions.create(**request)
         except openai.OpenAIError as error:
-            raise mapped_openai_error(error, self.base_url) from None
+            raise mapped_openai_error(error, self.base_url, self._secret) from None
+        except ValueError as error:  # a garbled body: the openai client lets JSON errors out
+            raise BackendTransientError(f"{self.base_url} sent bad JSON: {error}") from None
         if not response.choices:
             raise LLMError(f"{self.base_url} returned no completion choices")
         choice = response.choices[0]
@@ -177,6 +202,14 @@ class OpenAIBackend:
             finish_reason=choice.finish_reason or "stop",
         )
 
+    async def ping(self, timeout_s: float = 10.0) -> None:
+        """Ask the server for its model list (``GET /models``); raises an :class:`LLMError` if it
+        does not answer with success within ``timeout_s``."""
+        try:
+            await self._client.models.list(timeout=timeout_s)
+        except openai.OpenAIError as error:
+            raise mapped_openai_error(error, self.base_url, self._secret) from None
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -185,10 +218,12 @@ class OpenAIBackend:
             response = await self._client.chat.completions.create(**request)
         except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
             if "response_format" in request and _is_format_rejection(error):
-                raise _FormatRejectedError(_scrubbed(error.message)) from None
-            raise mapped_openai_error(error, self.base_url) from None
+                raise _FormatRejectedError(_scrubbed(error.message, self._secret)) from None
+            raise mapped_openai_error(error, self.base_url, self._secret) from None
         except openai.OpenAIError as error:
-            raise mapped_openai_error(error, self.base_url) from None
+            raise mapped_openai_error(error, self.base_url, self._secret) from None
+        except ValueError as error:  # a garbled body: the openai client lets JSON errors out
+            raise BackendTransientError(f"{self.base_url} sent bad JSON: {error}") from None
         if not response.choices:
             raise LLMError(f"{self.base_url} returned no chat choices")
         choice = response.choices[0]

