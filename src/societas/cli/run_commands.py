@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -15,7 +16,18 @@ from rich.table import Table
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.cli.server_options import BaseUrlOption, EndpointsOption
+from societas.distributed.cli import (
+    RayCommand,
+    RayOption,
+    RayPlacement,
+    ShardsOption,
+    ray_placement,
+)
+from societas.distributed.session import RayError
+from societas.distributed.shards import open_sharded_llm
 from societas.engine.awareness import ask_awareness
+from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary, summarise_run
 from societas.engine.runstore import RunStore, RunStoreError
@@ -34,9 +46,21 @@ SUMMARY_FILE = "summary.json"
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Model: a catalog name, gguf:PATH or openai:NAME.")
 ]
-BaseUrlOption = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server URL (openai: models).")
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=1, help="Stop (resumably) once the run's model calls used N tokens."
+    ),
 ]
+MaxCallsOption = Annotated[
+    int | None,
+    typer.Option("--max-calls", min=1, help="Stop (resumably) after N model calls."),
+]
+MaxWallOption = Annotated[
+    float | None,
+    typer.Option("--max-wall", min=0.1, help="Stop (resumably) after SECONDS of wall time."),
+]
+BUDGET_EXIT_CODE = 3  # the run stopped because its budget ran out; it can be resumed
 InterviewsOption = Annotated[
     bool,
     typer.Option(
@@ -47,7 +71,7 @@ InterviewsOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("run", cls=RayCommand)(run)
     app.command("resume")(resume)
     app.command("inspect")(inspect)
     app.command("interview")(interview)
@@ -60,14 +84,36 @@ def run(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (new).")] = None,
     base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
     interviews: InterviewsOption = True,
+    max_tokens: MaxTokensOption = None,
+    max_calls: MaxCallsOption = None,
+    max_wall: MaxWallOption = None,
+    ray: RayOption = None,
+    shards: ShardsOption = 1,
 ) -> None:
     """Simulate SCENARIO for HOURS of game time and record the run in OUT."""
+    placement = ray_placement(ray, shards)
     loaded = _load_or_exit(scenario)
     out_dir = out or Path("runs") / f"{_slug(loaded.name)}-seed{seed}"
     config = SimulationConfig(seed=seed)
-    summary = _run_async(_run(loaded, out_dir, model, base_url, config, hours, interviews))
+    budget = Budget(max_tokens, max_calls, max_wall)
+    summary, stopped = _run_async(
+        _run(
+            loaded,
+            out_dir,
+            model,
+            base_url,
+            config,
+            hours,
+            interviews,
+            endpoints,
+            budget,
+            placement=placement,
+        )
+    )
     _print_summary(summary, out_dir)
+    _stop_if_over_budget(stopped, out_dir)
 
 
 async def _run(
@@ -78,31 +124,60 @@ async def _run(
     config: SimulationConfig,
     hours: float,
     interviews: bool,
-) -> RunSummary:
-    async with open_llm(model, base_url=base_url) as llm:
+    endpoints: Path | None = None,
+    budget: Budget | None = None,
+    *,
+    placement: RayPlacement | None = None,
+) -> tuple[RunSummary, str | None]:
+    async with _open_model(model, base_url, endpoints, placement) as llm:
         started = time.perf_counter()
-        sim = await Simulation.start(
-            scenario, out_dir, llm, config, meter=llm.meter, meta={"model": model}
-        )
+        guard = BudgetGuard(budget or Budget(), llm.meter)
+        meta = {"model": model, "budget": guard.budget.to_meta()}
+        sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
         (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
         until = sim.now + timedelta(hours=hours)
-        return await _drive(sim, until, started, llm, interviews)
+        return await _drive(sim, until, started, llm, interviews, guard)
+
+
+def _open_model(
+    model: str, base_url: str | None, endpoints: Path | None, placement: RayPlacement | None
+) -> AbstractAsyncContextManager[LLM]:
+    """The model in this process, or its backends sharded over Ray (``--ray``)."""
+    if placement is None:
+        return open_llm(model, base_url=base_url, endpoints=endpoints)
+    return open_sharded_llm(
+        model,
+        shards=placement.shards,
+        address=placement.address,
+        base_url=base_url,
+        endpoints=str(endpoints.resolve()) if endpoints is not None else None,
+    )
 
 
 async def _drive(
-    sim: Simulation, until: datetime, started: float, llm: LLM, interviews: bool
-) -> RunSummary:
+    sim: Simulation,
+    until: datetime,
+    started: float,
+    llm: LLM,
+    interviews: bool,
+    guard: BudgetGuard,
+) -> tuple[RunSummary, str | None]:
+    """Run to ``until``; the summary, and why the run stopped early if its budget ran out."""
     meter = llm.meter
+    stopped = None
     if sim.store is not None:
         sim.store.set_meta("until", until.isoformat())
     total_minutes = max(1.0, (until - sim.now).total_seconds() / 60)
     begin = sim.now
     status = "failed"
+    failure: BaseException | None = None
     try:
         with _progress() as progress:
             task = progress.add_task("simulating", total=total_minutes, info="")
 
             def on_step(s: Simulation) -> None:
+                if s.store is not None:  # what a killed run spent still counts on resume
+                    s.store.set_meta("spent", guard.spent().to_meta())
                 totals = meter.snapshot().total
                 progress.update(
                     task,
@@ -110,19 +185,34 @@ async def _drive(
                     info=f"{s.now:%a %H:%M}  calls {totals.calls}  tokens {totals.total_tokens}",
                 )
 
-            await sim.run(until=until, on_step=on_step)
+            await sim.run(until=until, on_step=on_step, budget=guard)
         status = "finished"
         answers = None
         if interviews and any(news.question for news in sim.scenario.news):
             console.print("Asking every agent what news it has heard...")
             answers = await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+    except BudgetExhausted as exhausted:
+        status, stopped, answers = "budget", exhausted.reason, None
+    except BaseException as error:
+        failure = error
+        raise
     finally:
         store_dir = sim.store.directory if sim.store else None
-        if sim.store is not None:
-            sim.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
-        sim.close(status)
+        try:
+            try:
+                if sim.store is not None:
+                    sim.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
+                    sim.store.set_meta("spent", guard.spent().to_meta())
+            finally:
+                guard.close()
+                sim.close(status)
+        except RunStoreError:
+            # On a full disk these writes fail too; the error that stopped the run is the one
+            # to report (the store itself is intact: every step is one transaction).
+            if failure is None:
+                raise
     assert store_dir is not None
-    return _summarise(store_dir, sim.scenario, answers)
+    return _summarise(store_dir, sim.scenario, answers), stopped
 
 
 def resume(
@@ -138,12 +228,23 @@ def resume(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
     base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
     interviews: InterviewsOption = True,
+    max_tokens: MaxTokensOption = None,
+    max_calls: MaxCallsOption = None,
+    max_wall: MaxWallOption = None,
 ) -> None:
-    """Continue a run from its last checkpoint (after a crash, a kill, or to run longer)."""
+    """Continue a run from its last checkpoint (after a crash, a kill, or to run longer).
+
+    The run keeps the budget it was started with; ``--max-*`` options raise (or set) limits.
+    """
     scenario = _scenario_of(run_dir)
-    summary = _run_async(_resume(run_dir, scenario, model, base_url, hours, interviews))
+    budget = Budget(max_tokens, max_calls, max_wall)
+    summary, stopped = _run_async(
+        _resume(run_dir, scenario, model, base_url, hours, interviews, endpoints, budget)
+    )
     _print_summary(summary, run_dir)
+    _stop_if_over_budget(stopped, run_dir)
 
 
 async def _resume(
@@ -153,20 +254,27 @@ async def _resume(
     base_url: str | None,
     hours: float | None,
     interviews: bool,
-) -> RunSummary:
+    endpoints: Path | None = None,
+    budget: Budget | None = None,
+) -> tuple[RunSummary, str | None]:
     with RunStore.open(run_dir, readonly=True) as store:
         model = model or str(store.get_meta("model", DEFAULT_MODEL))
         target = store.get_meta("until")
-    async with open_llm(model, base_url=base_url) as llm:
+        budget = Budget.from_meta(store.get_meta("budget")).overridden(budget or Budget())
+        spent = Spent.from_meta(store.get_meta("spent"))
+    async with open_llm(model, base_url=base_url, endpoints=endpoints) as llm:
         started = time.perf_counter()
+        guard = BudgetGuard(budget, llm.meter, spent_before=spent)
         sim = Simulation.resume(run_dir, llm, scenario, meter=llm.meter)
+        if sim.store is not None:
+            sim.store.set_meta("budget", budget.to_meta())
         if hours is not None:
             until = sim.now + timedelta(hours=hours)
         elif target is not None:
             until = datetime.fromisoformat(target)
         else:
             until = sim.now + timedelta(hours=1)
-        return await _drive(sim, until, started, llm, interviews)
+        return await _drive(sim, until, started, llm, interviews, guard)
 
 
 def inspect(
@@ -201,20 +309,26 @@ def interview(
     question: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
     base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
 ) -> None:
     """Ask an agent a question; it answers in character from its memories (the run is unchanged)."""
     subject = _agent_at_checkpoint(run_dir, agent)
     with RunStore.open(run_dir, readonly=True) as store:
         model = model or str(store.get_meta("model", DEFAULT_MODEL))
         now = _checkpoint_time(store)
-    answer = _run_async(_interview(subject, question, model, base_url, now))
+    answer = _run_async(_interview(subject, question, model, base_url, now, endpoints))
     console.print(f"[bold]{subject.name}:[/bold] {answer}")
 
 
 async def _interview(
-    subject: Agent, question: str, model: str, base_url: str | None, now: Any
+    subject: Agent,
+    question: str,
+    model: str,
+    base_url: str | None,
+    now: Any,
+    endpoints: Path | None = None,
 ) -> str:
-    async with open_llm(model, base_url=base_url) as llm:
+    async with open_llm(model, base_url=base_url, endpoints=endpoints) as llm:
         memories = await subject.recall(llm, question, now, k=10, weights=RetrievalWeights())
         return await answer_in_character(
             llm, subject.persona, question=question, memories=memories, now=now
@@ -290,6 +404,18 @@ def _print_summary(summary: RunSummary, run_dir: Path) -> None:
     )
 
 
+def _stop_if_over_budget(stopped: str | None, run_dir: Path) -> None:
+    """After a run that ran out of budget: say why and how to go on, and exit with code 3."""
+    if stopped is None:
+        return
+    console.print(
+        f"[yellow]stopped at a checkpoint: {stopped}.[/yellow]\n"
+        f"Continue with a larger budget: societas resume {run_dir} --max-tokens N "
+        "(or --max-calls N, --max-wall SECONDS)"
+    )
+    raise typer.Exit(BUDGET_EXIT_CODE)
+
+
 def _slug(name: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "run"
 
@@ -308,7 +434,7 @@ def _progress() -> Progress:
 def _run_async(work: Any) -> Any:
     try:
         return asyncio.run(work)
-    except (LLMError, RunStoreError, ScenarioError, WorldError) as error:
+    except (LLMError, RunStoreError, ScenarioError, WorldError, RayError) as error:
         _fail(str(error))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: resume with `societas resume DIR`[/yellow]")

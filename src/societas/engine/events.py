@@ -8,15 +8,19 @@ Kinds and their ``data`` fields (the contract between the engine, measurements a
 - ``object_state``: ``object`` (address), ``state``.
 - ``observation``: ``text``.
 - ``conversation``: ``id``, ``participants`` [names], ``place``, ``summary``.
+- ``conversation_failed``: ``participants`` [names], ``place``, ``error``: the model gave no
+  valid conversation, so none took place.
 - ``utterance``: ``conversation_id``, ``speaker``, ``listeners`` [names], ``text``.
 - ``news_heard``: ``news_id``, ``source`` (speaker name), ``conversation_id``.
 - ``memory``: ``id``, ``memory_kind`` (observation|reflection|plan|dialogue), ``text``,
   ``importance``, ``evidence`` [ids].
 - ``plan``: ``date``, ``blocks`` [{start, end, activity, place}], ``reason``.
-- ``reaction``: ``choice`` (continue|replan|talk), ``target``, ``reason``.
+- ``reaction``: ``choice`` (continue|replan|talk), ``target``, ``reason``; a replan with a
+  detour adds ``detour``, ``place``, ``minutes``.
 - ``relationship``: ``other``, ``summary``.
 - ``llm_call``: ``purpose``, ``model``, ``prompt_tokens``, ``completion_tokens``, ``cached``,
-  ``latency_s``, ``error`` (or null), ``retries``, ``repaired``.
+  ``latency_s``, ``error`` (or null), ``retries``, ``repaired``, ``backend_calls``,
+  ``invalid_answers``.
 - ``intervention``: ``description``, plus what the intervention defines.
 
 ``agent`` is the acting or perceiving agent's name, or None for world-level events.
@@ -36,6 +40,7 @@ EVENT_KINDS = frozenset(
         "object_state",
         "observation",
         "conversation",
+        "conversation_failed",
         "utterance",
         "news_heard",
         "memory",

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, Self
 from pydantic import BaseModel, ValidationError
 
 from societas.engine.events import EVENT_KINDS, Event
+from societas.testing.killpoints import kill_point
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.sqlite"
@@ -307,6 +308,11 @@ class RunStore:
                 self._prune_checkpoints(conn)
             self._put_meta(conn, LAST_STEP_KEY, step)
             self._put_meta(conn, LAST_TIME_KEY, time.isoformat())
+            # Crash points for reliability tests (no-ops unless SOCIETAS_KILL_AT is set).
+            kill_point("in-commit", step)
+            if blob is not None:
+                kill_point("in-checkpoint", step)
+        kill_point("commit", step)
 
     def truncate_after(self, step: int) -> int:
         """Delete every event and checkpoint after ``step``; returns the number of events deleted.
@@ -740,7 +746,9 @@ def _encode_state(state: Mapping[str, Any], step: int) -> bytes:
         text = json.dumps(dict(state), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint state of step {step} is not plain JSON: {exc}") from exc
-    return zlib.compress(text.encode("utf-8"), 6)
+    # Level 1: checkpoints of a large town are big and written often; level 6 took twice the
+    # time for a few per cent of size.
+    return zlib.compress(text.encode("utf-8"), 1)
 
 
 def _encode_meta(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
