@@ -52,11 +52,45 @@ async def simulate(
     wall = time.perf_counter() - opened
     with RunStore.open(work / tag, readonly=True) as store:
         summary = summarise_run(store, scenario.measurement_info())
+        hourly = calls_by_game_hour(store, scenario)
     return {
         "wall_s": round(wall, 2),
         "model_load_s": round(opened - started, 2),
         "meter": json.loads(snapshot.model_dump_json()),
         "summary": json.loads(summary.model_dump_json()),
+        "hourly": hourly,
+    }
+
+
+def calls_by_game_hour(store: RunStore, scenario: Scenario) -> list[dict[str, int]]:
+    """Model calls and tokens that reached the backend, per game hour since the start.
+
+    The first hour carries the day's plans and the rating of every initial memory, so the later
+    hours show what a longer run costs per hour.
+    """
+    hours: dict[int, dict[str, int]] = {}
+    for stored in store.iter_events(kinds=["llm_call"]):
+        data = stored.event.data
+        if data.get("cached") or data.get("purpose") == "embed":
+            continue
+        hour = int((stored.event.time - scenario.start_time).total_seconds() // 3600)
+        totals = hours.setdefault(hour, {"hour": hour, "calls": 0, "tokens": 0})
+        totals["calls"] += int(data.get("backend_calls", 1) or 0)
+        totals["tokens"] += int(data["prompt_tokens"]) + int(data["completion_tokens"])
+    return [hours[h] for h in sorted(hours)]
+
+
+def after_first_hour(
+    hourly: list[dict[str, int]], agents: int, hours: float
+) -> dict[str, float | None]:
+    """Calls and tokens per agent-hour once the day is planned (game hours after the first)."""
+    later = [h for h in hourly if h["hour"] >= 1]
+    span = agents * (hours - 1)
+    if span <= 0:
+        return {"calls_per_agent_hour_after_first": None, "tokens_per_agent_hour_after_first": None}
+    return {
+        "calls_per_agent_hour_after_first": round(sum(h["calls"] for h in later) / span, 3),
+        "tokens_per_agent_hour_after_first": round(sum(h["tokens"] for h in later) / span, 1),
     }
 
 
@@ -107,6 +141,8 @@ def main() -> None:
         "model_time_s": round(total["wall_s"], 2),
         "calls_per_agent_hour": round(calls / agent_hours, 3),
         "tokens_per_agent_hour": round(tokens / agent_hours, 1),
+        "by_game_hour": first["hourly"],
+        **after_first_hour(first["hourly"], agents, args.hours),
         "by_purpose": {
             purpose: {"calls": t["calls"], "tokens": t["prompt_tokens"] + t["completion_tokens"]}
             for purpose, t in first["meter"]["purposes"].items()

@@ -47,6 +47,7 @@ def outcome(
     return {
         "who": who,
         "memory": memory,
+        "imp": 5,
         "plans": plans or [],
         "notes": [
             {"about": about.replace("_", " "), "note": note} for about, note in notes.items()

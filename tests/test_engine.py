@@ -165,3 +165,88 @@ def test_malformed_interventions_are_refused() -> None:
     ]:
         with pytest.raises(WorldError):
             sim.schedule_intervention(sim.now, kind, data)
+
+
+async def test_dialogue_memories_are_rated_by_the_conversation_call(tmp_path: Path) -> None:
+    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "OutcomeAnswer.imp": 9}).responder)
+    sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
+    await sim.run(hours=2.0)
+    dialogue = [
+        record
+        for agent in sim.agents.values()
+        for record in (agent.memory.by_id(i) for i in range(len(agent.memory)))
+        if record.kind.label == "dialogue"
+    ]
+    assert dialogue
+    assert {record.importance for record in dialogue} == {9}
+    rated = " ".join(call.prompt_text for call in llm.calls if call.purpose == "rate")
+    assert all(record.text not in rated for record in dialogue)
+
+
+def hinted_llm(**hints: object) -> ScriptedLLM:
+    return ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, **hints}).responder)
+
+
+async def test_an_agent_weighs_reacting_to_the_same_person_at_most_once_an_hour(
+    tmp_path: Path,
+) -> None:
+    llm = hinted_llm(do="continue")
+    sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
+    await sim.run(hours=3.0)
+    reacting = [call for call in llm.calls if call.purpose == "react"]
+    assert reacting, "the two neighbours never saw each other"
+    # Each of the two may weigh the other at most once per game hour of the 3.
+    assert len(reacting) <= 2 * 3
+    assert (
+        all(sim.agents[name].last_react_hours for name in ("Iris Vance", "Noah Bell"))
+        or len(reacting) < 2
+    )
+
+
+async def test_a_replanning_reaction_takes_its_detour_without_another_call(
+    tmp_path: Path,
+) -> None:
+    llm = hinted_llm(
+        **{
+            "do": "replan",
+            "ReactionAnswer.act": "check the noisy boiler",
+            "ReactionAnswer.at": "Corner Cafe:counter",
+            "ReactionAnswer.mins": 45,
+        }
+    )
+    sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
+    await sim.run(hours=2.0)
+    assert not [call for call in llm.calls if call.purpose == "replan"]
+    detoured = [
+        agent
+        for agent in sim.agents.values()
+        if agent.plan is not None
+        and any(b.activity == "check the noisy boiler" for b in agent.plan.blocks)
+    ]
+    assert detoured
+    block = next(b for b in detoured[0].plan.blocks if b.activity == "check the noisy boiler")
+    assert (block.place, block.end - block.start) == ("Corner Cafe:counter", 45)
+
+
+async def test_a_conversation_the_model_cannot_write_is_recorded_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    from societas.llm.types import LLMOutputError
+
+    filler = SchemaFiller(random.Random(0), HINTS)
+
+    def responder(call: object) -> object:
+        if getattr(call, "purpose", "") == "converse":
+            raise LLMOutputError("converse: answer is cut off", "{")
+        return filler.responder(call)  # type: ignore[arg-type]
+
+    sim = await Simulation.start(
+        load_scenario("duo"), tmp_path / "run", ScriptedLLM(responder), SimulationConfig(seed=1)
+    )
+    await sim.run(hours=2.0)
+    sim.close("finished")
+    with RunStore.open(tmp_path / "run", readonly=True) as store:
+        kinds = store.event_counts()
+    assert kinds.get("conversation_failed", 0) >= 1
+    assert kinds.get("conversation", 0) == 0 and kinds.get("utterance", 0) == 0
+    assert sim.knowers["book_club"] == {"Iris Vance"}

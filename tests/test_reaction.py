@@ -27,8 +27,15 @@ BO = SeenAgent(
 IDA = SeenAgent(name="Ida Moss", activity="painting", memories=("Ida paints the harbour",))
 
 
-def answer(do: str, who: str = "none", why: str = "reason") -> dict[str, str]:
-    return {"why": why, "do": do, "who": who}
+def answer(
+    do: str,
+    who: str = "none",
+    why: str = "reason",
+    act: str = "none",
+    at: str = "none",
+    mins: int = 15,
+) -> dict[str, Any]:
+    return {"why": why, "do": do, "who": who, "act": act, "at": at, "mins": mins}
 
 
 async def react(llm: ScriptedLLM, visible: list[SeenAgent], **options: Any) -> Reaction:
@@ -122,3 +129,28 @@ async def test_real_model_reaction_stays_within_the_choices() -> None:
     assert free.target in (None, "Bo Lin", "Ida Moss")
     assert cooled.choice in ("continue", "replan")
     assert cooled.target in (None, "Bo Lin")
+
+
+async def test_replan_carries_its_detour_with_places_from_the_caller() -> None:
+    llm = ScriptedLLM(
+        lambda call: answer(
+            "replan", why="the oven smokes", act="air the shop", at="bakery:shop", mins=30
+        )
+    )
+    reaction = await react(llm, [BO], places=["bakery:shop", "home:kitchen"])
+    assert reaction.choice == "replan"
+    assert (reaction.detour, reaction.place, reaction.minutes) == (
+        "air the shop",
+        "bakery:shop",
+        30,
+    )
+    assert schema_properties(llm)["at"]["enum"] == ["bakery:shop", "home:kitchen", "none"]
+    assert reaction.to_record()["detour"] == "air the shop"
+
+
+async def test_a_detour_without_a_place_is_left_to_a_full_replan() -> None:
+    llm = ScriptedLLM(lambda call: answer("replan", act="go somewhere", at="none"))
+    reaction = await react(llm, [BO], places=["bakery:shop"])
+    assert reaction.choice == "replan"
+    assert reaction.detour == "" and reaction.place is None
+    assert "detour" not in reaction.to_record()

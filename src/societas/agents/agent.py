@@ -24,6 +24,7 @@ from societas.agents.cognition.planning import (
     plan_day,
     revise_plan,
     with_commitments,
+    with_detour,
 )
 from societas.agents.cognition.reflection import reflect, should_reflect
 from societas.agents.persona import Persona
@@ -56,6 +57,8 @@ class Agent:
     current_place: str = ""
     commitments: list[Commitment] = field(default_factory=list)
     last_talk_hours: dict[str, float] = field(default_factory=dict)
+    # When (game hours) the agent last weighed reacting to each person; gates reaction calls.
+    last_react_hours: dict[str, float] = field(default_factory=dict)
     last_seen: dict[str, str] = field(default_factory=dict)
     outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -132,14 +135,27 @@ class Agent:
         self, llm: LanguageModel, now: datetime, config: SimulationConfig, weights: RetrievalWeights
     ) -> list[int]:
         """Reflect when enough important things have happened since the last reflection."""
-        if not config.reflection or not should_reflect(self.memory, config.reflection_threshold):
+        if not self.reflection_due(config):
             return []
         ids = await reflect(llm, self.persona, self.memory, now, weights=weights)
         for memory_id in ids:
             self._record_memory(memory_id)
         return ids
 
+    def reflection_due(self, config: SimulationConfig) -> bool:
+        """True when :meth:`maybe_reflect` would reflect now."""
+        return config.reflection and should_reflect(self.memory, config.reflection_threshold)
+
     # ---------------------------------------------------------------------------- planning
+
+    def needs_plan(self, now: datetime) -> bool:
+        """True when :meth:`ensure_plan` would plan: the agent has no plan for ``now``'s day."""
+        return self.plan is None or self.plan.day != now.date()
+
+    def needs_action(self, now: datetime) -> bool:
+        """True when :meth:`ensure_action` would pick a new action: none covers ``now``."""
+        minute = minute_of_day(now)
+        return self.current is None or not self.current.start <= minute < self.current.end
 
     def is_asleep(self, now: datetime) -> bool:
         return self.current is not None and self.current.description == SLEEPING
@@ -153,7 +169,7 @@ class Agent:
         weights: RetrievalWeights,
     ) -> None:
         """Make today's plan (one call) when the agent has none for today."""
-        if self.plan is not None and self.plan.day == now.date():
+        if not self.needs_plan(now):
             return
         if not config.planning:
             self.plan = _unplanned_day(now, self.home)
@@ -236,6 +252,25 @@ class Agent:
         self._record_plan(reason)
         return False
 
+    def take_detour(
+        self, activity: str, place: str, minutes: int, now: datetime, reason: str
+    ) -> bool:
+        """Lay a reaction's detour ("check the boiler for 30 min") over the plan, no model call.
+
+        The rest of the day resumes after it, so a reaction that changes the next hour does not
+        need a model call to rewrite the whole day. False when there is no plan to change.
+        """
+        if self.plan is None:
+            return False
+        updated = with_detour(self.plan, activity, place, minutes, now)
+        if updated == self.plan:
+            return False
+        self.plan = updated
+        self.actions = []
+        self.current = None
+        self._record_plan(reason or activity)
+        return True
+
     def _record_plan(self, reason: str) -> None:
         assert self.plan is not None
         self.outbox.append(
@@ -262,9 +297,9 @@ class Agent:
         Returns True when the action changed (the engine then moves the agent and records it).
         """
         assert self.plan is not None
-        minute = minute_of_day(now)
-        if self.current is not None and self.current.start <= minute < self.current.end:
+        if not self.needs_action(now):
             return False
+        minute = minute_of_day(now)
         self.actions = [a for a in self.actions if a.end > minute]
         if not self.actions:
             block = self.plan.block_at(minute)
@@ -316,6 +351,7 @@ class Agent:
             "current_place": self.current_place,
             "commitments": [c.model_dump(mode="json") for c in self.commitments],
             "last_talk_hours": dict(self.last_talk_hours),
+            "last_react_hours": dict(self.last_react_hours),
             "last_seen": dict(self.last_seen),
         }
 
@@ -333,6 +369,7 @@ class Agent:
             current_place=state["current_place"],
             commitments=[Commitment.model_validate(c) for c in state["commitments"]],
             last_talk_hours={k: float(v) for k, v in state["last_talk_hours"].items()},
+            last_react_hours={k: float(v) for k, v in state.get("last_react_hours", {}).items()},
             last_seen=dict(state["last_seen"]),
         )
 

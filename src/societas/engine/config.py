@@ -19,6 +19,9 @@ class SimulationConfig(BaseModel):
     vision_radius: int = Field(default=8, ge=0, description="tiles; rooms here are compact")
     max_perceived: int = Field(default=3, ge=0)
     talk_cooldown_hours: float = Field(default=3.0, ge=0)
+    react_cooldown_hours: float = Field(
+        default=1.0, ge=0, description="before an agent weighs reacting to the same person again"
+    )
     max_conversation_turns: int = Field(default=6, ge=2, le=8)
     memories_per_prompt: int = Field(default=8, ge=0, le=50)
     walk_tiles_per_minute: float = Field(default=4.0, gt=0)

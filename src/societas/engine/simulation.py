@@ -23,14 +23,15 @@ from typing import Any, TypeVar
 
 from societas.agents.agent import Agent, minute_of_day
 from societas.agents.cognition.dialogue import Participant, converse
-from societas.agents.cognition.reaction import SeenAgent, decide_reaction
+from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
+from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, RunStoreError
 from societas.llm.meter import CallRecord, Meter
-from societas.llm.types import LanguageModel
+from societas.llm.types import LanguageModel, LLMError, LLMOutputError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.world.scenario import Scenario
@@ -46,6 +47,14 @@ _acting_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 StepCallback = Callable[["Simulation"], None]
+
+
+def acting_agent() -> str | None:
+    """The agent the current model call is made for (None outside an agent's turn).
+
+    Backends may use it to route an agent's calls to one place (see ``societas.distributed``).
+    """
+    return _acting_agent.get()
 
 
 @dataclass
@@ -92,8 +101,16 @@ class Simulation:
         self._events: list[Event] = []
         # Agents whose action changed in the current step (set by the think phase).
         self._changed: set[str] = set()
-        self._places = world.place_choices("room")
-        self._objects_of = {room: world.places.objects(room) for room in self._places}
+        # The newest checkpoint holds the state *before* the current step (start, fork, end of
+        # run), not after one; the next step must then checkpoint too (see ``step``).
+        self._checkpoint_before_step = False
+        # The town's own open ground (its streets: the area named after the scenario) goes last:
+        # small models favour the first place listed, and a street is a way, not a destination.
+        self._places = sorted(
+            world.place_choices("room"),
+            key=lambda place: place.split(":", 1)[0] == scenario.name,
+        )
+        self._objects_of = _objects_by_room(world, self._places)
         self._unsubscribe: Callable[[], None] | None = None
         if meter is not None:
             self._unsubscribe = meter.subscribe(self._on_call)
@@ -129,10 +146,10 @@ class Simulation:
             store = RunStore.create(out_dir, _run_meta(scenario, world, config, meta or {}))
         sim = cls(scenario, world, agents, llm, store, config, meter=meter)
         now = world.clock.now
+        # Without memory (an ablation) agents start from their persona alone.
+        initial = scenario.initial_memories if config.memory else (lambda name: [])
         await sim._for_each_agent(
-            lambda agent: agent.remember(
-                llm, scenario.initial_memories(agent.name), MemoryKind.OBSERVATION, now
-            )
+            lambda agent: agent.remember(llm, initial(agent.name), MemoryKind.OBSERVATION, now)
         )
         sim._drain_outboxes()
         sim._commit(checkpoint=True)
@@ -155,6 +172,7 @@ class Simulation:
             raise RunStoreError(f"{run_dir} has no checkpoint to resume from")
         store.truncate_after(checkpoint.step)
         sim = cls.from_state(scenario, checkpoint.state, llm, store, meter=meter)
+        sim._checkpoint_before_step = sim.step_index == checkpoint.step
         store.set_meta("status", "running")
         return sim
 
@@ -206,9 +224,11 @@ class Simulation:
             self._unsubscribe()
             self._unsubscribe = None
         if self.store is not None:
-            self.store.set_meta("status", status)
-            self.store.close()
-            self.store = None
+            store, self.store = self.store, None
+            try:
+                store.set_meta("status", status)
+            finally:
+                store.close()
 
     # ------------------------------------------------------------------------ running
 
@@ -226,14 +246,26 @@ class Simulation:
         hours: float | None = None,
         until: datetime | None = None,
         on_step: StepCallback | None = None,
+        budget: BudgetGuard | None = None,
     ) -> None:
-        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end."""
+        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end.
+
+        With a ``budget``, it is checked before every step; when used up, the run checkpoints
+        and raises :class:`~societas.engine.budget.BudgetExhausted` (resume it from there).
+        """
         if until is None:
             if hours is None:
                 raise ValueError("give hours or until")
             until = self.now + timedelta(hours=hours)
         while self.now < until:
-            await self.step()
+            if budget is not None and (reason := budget.exceeded()) is not None:
+                self._commit(checkpoint=True, force_empty=True)
+                raise BudgetExhausted(reason, budget.spent())
+            try:
+                await self.step()
+            except LLMError:
+                self._record_failed_calls()
+                raise
             if on_step is not None:
                 on_step(self)
         self._commit(checkpoint=True, force_empty=True)
@@ -258,12 +290,16 @@ class Simulation:
         conversations = await self._react(seen, now)
         await self._converse(conversations, now)
         await self._for_each_agent(
-            lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights)
+            lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights),
+            only=[n for n in sorted(self.agents) if self.agents[n].reflection_due(self.config)],
         )
         self._drain_outboxes()
         step, checkpoint = (
             self.step_index,
-            (self.step_index + 1) % self.config.checkpoint_every == 0,
+            (self.step_index + 1) % self.config.checkpoint_every == 0
+            # Replace a checkpoint taken before this step, in the same transaction as the
+            # step's events: else a resume from it would replay the step over its own events.
+            or self._checkpoint_before_step,
         )
         # The checkpoint holds the state after the step, so a resumed run starts at the next one.
         self.world.clock.advance(self._steps_to_skip())
@@ -301,13 +337,16 @@ class Simulation:
         await self._for_each_agent(remember, only=sorted(memories))
 
     async def _think(self, now: datetime) -> None:
+        # Only agents with something to do get a task: most keep their plan and action.
         await self._for_each_agent(
-            lambda agent: agent.ensure_plan(self.llm, now, self._places, self.config, self.weights)
+            lambda agent: agent.ensure_plan(self.llm, now, self._places, self.config, self.weights),
+            only=[n for n in sorted(self.agents) if self.agents[n].needs_plan(now)],
         )
         changed = await self._for_each_agent(
             lambda agent: agent.ensure_action(
                 self.llm, now, self._objects_of, self.config, self.weights
-            )
+            ),
+            only=[n for n in sorted(self.agents) if self.agents[n].needs_action(now)],
         )
         self._changed = {name for name, did in changed.items() if did}
 
@@ -396,7 +435,8 @@ class Simulation:
                 known=[importance for _, importance in sights],
             )
 
-        await self._for_each_agent(remember)
+        noticed = [n for n in sorted(self.agents) if seen.get(n) or n in self._changed]
+        await self._for_each_agent(remember, only=noticed)
 
     async def _react(
         self, seen: dict[str, list[tuple[str, int]]], now: datetime
@@ -410,10 +450,16 @@ class Simulation:
             others = [
                 other
                 for other in self.world.agents_near(name, self.config.vision_radius)
-                if not self.agents[other].is_asleep(now) and self._may_talk(name, other, now)
+                if not self.agents[other].is_asleep(now)
+                and self._may_talk(name, other, now)
+                and self._may_react(name, other, now)
             ]
             if others:
                 candidates[name] = others
+        hours_now = _hours(now)
+        for name, others in candidates.items():
+            for other in others:
+                self.agents[name].last_react_hours[other] = hours_now
 
         async def decide(agent: Agent) -> Any:
             others = candidates[agent.name]
@@ -435,6 +481,7 @@ class Simulation:
                 observation="; ".join(text for text, _ in seen[agent.name]),
                 visible=visible,
                 place=self.world.describe_place(agent.current_place),
+                places=self._detour_places(agent),
             )
 
         reactions = await self._for_each_agent(decide, only=sorted(candidates))
@@ -442,11 +489,7 @@ class Simulation:
         conversations: list[Conversation] = []
         for name in sorted(reactions):
             reaction = reactions[name]
-            self._emit(
-                name,
-                "reaction",
-                {"choice": reaction.choice, "target": reaction.target, "reason": reaction.reason},
-            )
+            self._emit(name, "reaction", reaction.to_record())
             if (
                 reaction.choice == "talk"
                 and reaction.target
@@ -456,6 +499,8 @@ class Simulation:
                 busy.update({name, reaction.target})
                 conversations.append(Conversation(name, reaction.target, reaction.reason))
             elif reaction.choice == "replan":
+                if reaction.detour and self._take_detour(name, reaction, now):
+                    continue
                 await self._with_agent(
                     name,
                     self.agents[name].replan(
@@ -468,6 +513,24 @@ class Simulation:
                     ),
                 )
         return conversations
+
+    def _may_react(self, name: str, other: str, now: datetime) -> bool:
+        """Whether ``name`` may weigh reacting to ``other`` again (one call per pair per while)."""
+        last = self.agents[name].last_react_hours.get(other)
+        return last is None or _hours(now) - last >= self.config.react_cooldown_hours
+
+    def _detour_places(self, agent: Agent) -> list[str]:
+        """Where a reaction may send ``agent`` at once: its places today, home, where it is."""
+        mine = [block.place for block in agent.plan.blocks] if agent.plan else []
+        known = set(self._places)
+        return [p for p in dict.fromkeys([agent.current_place, *mine, agent.home]) if p in known]
+
+    def _take_detour(self, name: str, reaction: Reaction, now: datetime) -> bool:
+        if reaction.place is None:
+            return False
+        return self.agents[name].take_detour(
+            reaction.detour, reaction.place, reaction.minutes, now, reaction.reason
+        )
 
     def _may_talk(self, name: str, other: str, now: datetime) -> bool:
         last = self.agents[name].last_talk_hours.get(other)
@@ -505,15 +568,29 @@ class Simulation:
                 )
             )
         place = self.agents[conversation.initiator].current_place
-        result = await converse(
-            self.llm,
-            parties,
-            now=now,
-            place=self.world.describe_place(place),
-            places=self._places,
-            reason=conversation.reason,
-            max_turns=self.config.max_conversation_turns,
-        )
+        try:
+            result = await converse(
+                self.llm,
+                parties,
+                now=now,
+                place=self.world.describe_place(place),
+                places=self._places,
+                reason=conversation.reason,
+                max_turns=self.config.max_conversation_turns,
+            )
+        except LLMOutputError as error:
+            # The model could not write this talk in a valid form: nothing was said, and the
+            # run goes on (recorded as such; an unreachable model still stops the run).
+            self._emit(
+                conversation.initiator,
+                "conversation_failed",
+                {"participants": names, "place": place, "error": str(error)[:300]},
+            )
+            for name in names:
+                for other in names:
+                    if other != name:
+                        self.agents[name].last_talk_hours[other] = _hours(now)
+            return
         conversation_id = f"{self.step_index}:{conversation.initiator}:{conversation.partner}"
         self._emit(
             conversation.initiator,
@@ -546,15 +623,23 @@ class Simulation:
                 if other != name:
                     agent.last_talk_hours[other] = hours_now
                     note = outcome.relationships.get(other)
-                    if note:
+                    if note and self.config.memory:  # a relationship note is a memory too
                         agent.relationships[other] = note
                         self._emit(name, "relationship", {"other": other, "summary": note})
             if self.config.memory:
                 await self._with_agent(
-                    name, agent.remember(self.llm, [outcome.memory], MemoryKind.DIALOGUE, now)
+                    name,
+                    agent.remember(
+                        self.llm,
+                        [outcome.memory],
+                        MemoryKind.DIALOGUE,
+                        now,
+                        known=[outcome.importance],
+                    ),
                 )
+            # Without planning (an ablation) agreements never reshape the day.
             new = [c for c in outcome.commitments if c not in agent.commitments]
-            if new:
+            if new and self.config.planning:
                 partners = ", ".join(o for o in names if o != name)
                 reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
                 if agent.adopt_commitments(new, now, reason):
@@ -625,6 +710,17 @@ class Simulation:
             )
         )
 
+    def _record_failed_calls(self) -> None:
+        """Keep the model calls of a step that failed (with their errors) and drop the rest.
+
+        The step's other events never happened as far as the run is concerned; a resume from
+        the last checkpoint replaces these records with those of the step run again.
+        """
+        calls = [event for event in self._events if event.kind == "llm_call"]
+        self._events = []
+        if self.store is not None and calls:
+            self.store.commit_step(self.step_index, self.now, calls)
+
     def _emit(self, agent: str | None, kind: str, data: dict[str, Any]) -> None:
         self._events.append(
             Event(step=self.step_index, time=self.now, kind=kind, agent=agent, data=data)
@@ -649,13 +745,47 @@ class Simulation:
         if self.store is None:
             self._events.clear()
             return
-        events, self._events = self._events, []
+        events, self._events = _in_stable_order(self._events), []
         state = self.get_state() if checkpoint else None
+        if checkpoint:
+            self._checkpoint_before_step = step is None
         if not events and state is None and not force_empty:
             return
         self.store.commit_step(
             self.step_index if step is None else step, time or self.now, events, state
         )
+
+
+def _in_stable_order(events: list[Event]) -> list[Event]:
+    """A step's events with its model calls last, in an order that does not depend on timing.
+
+    Concurrent calls are recorded as their answers arrive; sorting them makes the log of a run
+    the same whichever answer came first (latencies aside).
+    """
+    calls = [e for e in events if e.kind == "llm_call"]
+    if not calls:
+        return events
+    calls.sort(
+        key=lambda e: (
+            e.agent or "",
+            str(e.data.get("purpose", "")),
+            bool(e.data.get("cached")),
+            int(e.data.get("prompt_tokens", 0)),
+            int(e.data.get("completion_tokens", 0)),
+            str(e.data.get("error") or ""),
+        )
+    )
+    return [e for e in events if e.kind != "llm_call"] + calls
+
+
+def _objects_by_room(world: World, rooms: Sequence[str]) -> dict[str, list[str]]:
+    """The (sorted) objects of each room, from one pass over all objects, not one per room."""
+    objects_of: dict[str, list[str]] = {room: [] for room in rooms}
+    for address in world.places.objects():
+        room = address.rsplit(":", 1)[0]
+        if room in objects_of:
+            objects_of[room].append(address)
+    return objects_of
 
 
 def _initial_knowers(scenario: Scenario) -> dict[str, set[str]]:

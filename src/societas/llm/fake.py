@@ -154,8 +154,9 @@ class SchemaFiller:
 
     Strings come from ``hints`` by field name, or by ``"Model.field"`` for one model's field only
     (a value, or a list cycled through within one answer), else a short placeholder; enums take
-    a hinted value when allowed, else pick with the ``rng``; numbers take their range's
-    midpoint; arrays get their minimum length (at least one item, or ``hints["field[]"]``).
+    a hinted value when allowed, else pick with the ``rng``; numbers take a hinted number in
+    their range, else its midpoint; arrays get their minimum length (at least one item, or
+    ``hints["field[]"]``).
     As a :meth:`responder`, each answer is a pure function of the call (the rng is re-seeded
     from the prompt), like a model behind a response cache.
 
@@ -218,6 +219,9 @@ class SchemaFiller:
         if kind in ("integer", "number"):
             low = node.get("minimum", 1)
             high = node.get("maximum", low + 8)
+            hinted_number = self.hints.get(field_name)
+            if isinstance(hinted_number, int | float) and low <= hinted_number <= high:
+                return int(hinted_number) if kind == "integer" else float(hinted_number)
             middle = (low + high) / 2
             return int(middle) if kind == "integer" else float(middle)
         if kind == "boolean":

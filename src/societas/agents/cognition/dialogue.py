@@ -13,8 +13,9 @@ Examples
 >>> answer = {"turns": [{"who": "Ada Quist", "say": "Party at the cafe at 17:00!"},
 ...                     {"who": "Bo Lin", "say": "I'll be there."}],
 ...           "gist": "Ada invited Bo to the party.",
-...           "after": [{"who": "Ada Quist", "memory": "I invited Bo.", "plans": [], "notes": []},
-...                     {"who": "Bo Lin", "memory": "Ada invited me to a party.",
+...           "after": [{"who": "Ada Quist", "memory": "I invited Bo.", "imp": 4, "plans": [],
+...                      "notes": []},
+...                     {"who": "Bo Lin", "memory": "Ada invited me to a party.", "imp": 6,
 ...                      "plans": [{"what": "party", "place": "cafe:hall", "time": "17:00"}],
 ...                      "notes": [{"about": "Ada Quist", "note": "friendly host"}]}]}
 >>> people = [Participant(persona=Persona(name="Ada Quist", age=30), activity="walking"),
@@ -53,11 +54,12 @@ from societas.llm.types import LanguageModel, SamplingParams
 MIN_PEOPLE, MAX_PEOPLE = 2, 3
 MIN_TURNS, MAX_TURNS = 2, 8
 MAX_PLANS = 2
-# Worst-case answer sizes (grammar-bounded strings), so a long answer is never cut mid-JSON.
-TOKENS_PER_TURN = 55
-TOKENS_PER_OUTCOME = 60
-TOKENS_PER_PLAN = 45
-TOKENS_PER_NOTE = 35
+# Answer sizes (strings are grammar-bounded in characters; small models may spend a token on
+# every two characters of unusual text), so a long answer is never cut off mid-JSON.
+TOKENS_PER_TURN = 90
+TOKENS_PER_OUTCOME = 100
+TOKENS_PER_PLAN = 60
+TOKENS_PER_NOTE = 50
 
 
 # --- inputs and results ----------------------------------------------------------------------
@@ -77,12 +79,23 @@ class Participant(BaseModel):
         return self.persona.name
 
     def section(self) -> str:
-        """This person's block of the prompt (header, persona, activity, own memories)."""
-        return (
+        """This person's block of the prompt (header, persona, activity, own memories).
+
+        The block is quoted data between ``<person>`` tags; angle brackets inside it are replaced,
+        so nothing a persona or memory says can close the block or open another person's.
+        """
+        body = (
             f"### {self.name}\n{self.persona.summary()}\n"
             f"Was doing: {one_line(self.activity) or 'nothing in particular'}\n"
             f"{self.persona.first_name} knows:\n{bullet_list(self.memories)}"
         )
+        name = _quoted(self.name).replace('"', "'")
+        return f'<person name="{name}">\n{_quoted(body)}\n</person>'
+
+
+def _quoted(text: str) -> str:
+    """``text`` safe inside a tag-delimited block of a prompt: no ``<`` or ``>`` left."""
+    return text.replace("<", "‹").replace(">", "›")
 
 
 class Utterance(BaseModel):
@@ -100,6 +113,9 @@ class ConversationOutcome(BaseModel):
     memory: str
     commitments: tuple[Commitment, ...] = ()
     relationships: dict[str, str] = Field(default_factory=dict)
+    # How memorable the talk is for this person (1-10), rated in the same call so storing the
+    # memory needs no importance call; None when the answer had no outcome for them.
+    importance: int | None = Field(default=None, ge=1, le=10)
 
 
 class Conversation(BaseModel):
@@ -140,6 +156,7 @@ class NoteAnswer(BaseModel):
 class OutcomeAnswer(BaseModel):
     who: str
     memory: str = Field(max_length=150)
+    imp: int = Field(ge=1, le=10)
     plans: list[PlanAnswer] = Field(max_length=MAX_PLANS)
     notes: list[NoteAnswer] = Field(max_length=MAX_PEOPLE - 1)
 
@@ -274,6 +291,7 @@ def _outcome(
         memory=memory or f"I talked with {' and '.join(others)} at {place}.",
         commitments=tuple(c for c in map(_commitment, mine.plans) if c is not None),
         relationships=notes,
+        importance=mine.imp,
     )
 
 

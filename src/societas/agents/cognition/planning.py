@@ -544,6 +544,30 @@ def with_commitments(plan: DayPlan, commitments: Sequence[Commitment], now: date
     return _join(plan, first.start, kept)
 
 
+def with_detour(plan: DayPlan, activity: str, place: str, minutes: int, now: datetime) -> DayPlan:
+    """``plan`` with ``activity`` at ``place`` from now for ``minutes``, then the plan resumes.
+
+    A reaction's change of course ("go and check the boiler for half an hour") needs no model
+    call: the detour cuts into the blocks it overlaps, even one at the same place. Unchanged when
+    the day is over.
+    """
+    now_minute = minute_of_day(now)
+    ahead = plan.remaining(now_minute)
+    if not ahead or not activity.strip():
+        return plan
+    first = ahead[0].model_copy(update={"start": max(ahead[0].start, now_minute)})
+    end = min(MINUTES_PER_DAY, first.start + minutes)
+    if end <= first.start:
+        return plan
+    slot = PlanBlock(start=first.start, end=end, activity=activity[:60], place=place)
+    blocks = _overlay((first, *ahead[1:]), slot)
+    drafts = [Draft(b.start, b.end, b.activity, b.place) for b in blocks]
+    kept = normalise_schedule(
+        drafts, start=first.start, end=max(b.end for b in blocks), home=plan.home
+    )
+    return _join(plan, first.start, kept)
+
+
 def _join(plan: DayPlan, now_minute: int, ahead: Sequence[PlanBlock]) -> DayPlan:
     """The plan's past (up to ``now_minute``) followed by ``ahead``."""
     past: list[PlanBlock] = []

@@ -8,7 +8,8 @@ Examples
 --------
 >>> import asyncio
 >>> from societas.llm.fake import ScriptedLLM
->>> llm = ScriptedLLM(lambda call: {"why": "I want to invite her", "do": "talk", "who": "Bo Lin"})
+>>> llm = ScriptedLLM(lambda call: {"why": "I want to invite her", "do": "talk", "who": "Bo Lin",
+...                                 "act": "none", "at": "none", "mins": 15})
 >>> reaction = asyncio.run(decide_reaction(
 ...     llm, Persona(name="Ada Quist", age=30), now=datetime(2023, 2, 13, 9, 0),
 ...     activity="opening the shop", observation="Bo Lin is walking by",
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from societas.agents.cognition.schemas import (
     NONE,
     ask,
+    bullet_list,
     choice_or_none,
     literal_of,
     model_text,
@@ -42,8 +44,9 @@ from societas.llm.types import LanguageModel, SamplingParams
 
 Choice = Literal["continue", "talk", "replan"]
 CHOICES: tuple[Choice, ...] = ("continue", "talk", "replan")
-REACT_MAX_TOKENS = 80
+REACT_MAX_TOKENS = 110
 MEMORIES_PER_AGENT = 4
+DETOUR_MINUTES = (15, 120)
 
 
 class SeenAgent(BaseModel):
@@ -69,9 +72,21 @@ class Reaction(BaseModel):
     choice: Choice
     target: str | None = None
     reason: str = ""
+    # A "replan" may name what to do now, where and for how long: the engine then lays this
+    # detour over the plan without a second model call.
+    detour: str = ""
+    place: str | None = None
+    minutes: int = Field(default=30, ge=DETOUR_MINUTES[0], le=DETOUR_MINUTES[1])
 
-    def to_record(self) -> dict[str, str | None]:
-        return {"choice": self.choice, "target": self.target, "reason": self.reason}
+    def to_record(self) -> dict[str, str | int | None]:
+        record: dict[str, str | int | None] = {
+            "choice": self.choice,
+            "target": self.target,
+            "reason": self.reason,
+        }
+        if self.choice == "replan" and self.detour:
+            record.update(detour=self.detour, place=self.place, minutes=self.minutes)
+        return record
 
 
 class ReactionAnswer(BaseModel):
@@ -80,16 +95,23 @@ class ReactionAnswer(BaseModel):
     why: str = Field(max_length=80)
     do: str
     who: str
+    act: str = Field(max_length=50)
+    at: str
+    mins: int = Field(ge=DETOUR_MINUTES[0], le=DETOUR_MINUTES[1])
 
 
 @lru_cache(maxsize=256)
-def reaction_answer(choices: tuple[str, ...], names: tuple[str, ...]) -> type[ReactionAnswer]:
-    """``ReactionAnswer`` allowing ``choices`` and a target among ``names`` or ``"none"``."""
+def reaction_answer(
+    choices: tuple[str, ...], names: tuple[str, ...], places: tuple[str, ...] = ()
+) -> type[ReactionAnswer]:
+    """``ReactionAnswer`` allowing ``choices``, a target among ``names`` or ``"none"`` and a
+    detour place among ``places`` or ``"none"``."""
     return refine(
         ReactionAnswer,
         "ReactionAnswer",
         do=literal_of(choices),
         who=literal_of((*names, NONE)),
+        at=literal_of((*places, NONE)),
     )
 
 
@@ -102,6 +124,7 @@ async def decide_reaction(
     observation: str,
     visible: Sequence[SeenAgent] = (),
     place: str = "",
+    places: Sequence[str] = (),
     allow_talk: bool = True,
     params: SamplingParams | None = None,
 ) -> Reaction:
@@ -110,13 +133,16 @@ async def decide_reaction(
     ``visible`` are the agents in view (the only possible targets); ``allow_talk=False`` (e.g.
     during a talk cooldown) removes "talk" from the choices. A "talk" without a target goes to
     the only visible agent, or becomes "continue" when there is no single one to pick.
+    ``places`` are where a "replan" may send the agent at once (its detour: what, where, how
+    long); a replan without a usable detour leaves the rewriting to a full replan.
     """
     names = tuple(dict.fromkeys(agent.name for agent in visible))
+    allowed_places = tuple(dict.fromkeys(p for p in places if p and p != NONE))
     can_talk = allow_talk and bool(names)
     choices = CHOICES if can_talk else tuple(c for c in CHOICES if c != "talk")
     answer = await ask(
         llm,
-        reaction_answer(choices, names),
+        reaction_answer(choices, names, allowed_places),
         "react",
         dict(
             **persona_variables(persona),
@@ -126,6 +152,7 @@ async def decide_reaction(
             observation=one_line(observation),
             people="\n".join(agent.line() for agent in visible) or "(nobody)",
             choices=", ".join(f'"{c}"' for c in choices),
+            places=bullet_list(allowed_places) if allowed_places else "(none)",
         ),
         purpose="react",
         max_tokens=REACT_MAX_TOKENS,
@@ -142,7 +169,16 @@ def _settle(answer: ReactionAnswer, names: tuple[str, ...]) -> Reaction:
             target = names[0]
         else:
             choice = "continue"
-    return Reaction(choice=choice, target=target, reason=model_text(answer.why))
+    detour = model_text(answer.act) if choice == "replan" else ""
+    place = choice_or_none(answer.at) if detour else None
+    return Reaction(
+        choice=choice,
+        target=target,
+        reason=model_text(answer.why),
+        detour=detour if place else "",
+        place=place,
+        **({"minutes": answer.mins} if place else {}),
+    )
 
 
 def _as_choice(value: str) -> Choice:
