@@ -114,7 +114,7 @@ async def measure(
             now=now,
             sample_index=sample_index,
         )
-        success = 1.0 if choice.option == outcome.success_option else 0.0
+        success = 1.0 if choice.option in outcome.success_options else 0.0
         return Measurement(success, choice.option, choice.reason)
     text = await answer_in_character(
         llm,

@@ -190,9 +190,21 @@ class StimulusSpec(_Spec):
 # --- outcomes -----------------------------------------------------------------------------------
 
 
+class ArmWording(_Spec):
+    """How one arm words an outcome (question-wording experiments): the question and, for a
+    choice, the options and the success option. Unset fields keep the outcome's own."""
+
+    question: Text | None = None
+    options: list[Annotated[str, Field(min_length=1, max_length=120)]] | None = Field(
+        default=None, min_length=2, max_length=8
+    )
+    success: str | list[str] | None = None
+
+
 class _Outcome(_Spec):
     id: Identifier
     question: Text
+    by_arm: dict[str, ArmWording] = Field(default_factory=dict)
 
 
 class LikertOutcome(_Outcome):
@@ -215,17 +227,25 @@ class LikertOutcome(_Outcome):
 
 
 class ChoiceOutcome(_Outcome):
-    """One of ``options``; ``success`` (default the first option) is coded 1, others 0."""
+    """One of ``options``; ``success`` (default the first option; or a list of options) is
+    coded 1, others 0."""
 
     type: Literal["choice"]
     options: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(
         min_length=2, max_length=8
     )
-    success: str | None = None
+    success: str | list[str] | None = None
 
     @property
     def success_option(self) -> str:
-        return self.success if self.success is not None else self.options[0]
+        return self.success_options[0]
+
+    @property
+    def success_options(self) -> list[str]:
+        """The options coded 1."""
+        if self.success is None:
+            return [self.options[0]]
+        return [self.success] if isinstance(self.success, str) else list(self.success)
 
 
 class NumericOutcome(_Outcome):
@@ -282,14 +302,28 @@ Design = Annotated[BetweenDesign | WithinDesign | WorldDesign, Field(discriminat
 
 
 class HumanTarget(_Spec):
-    """A published human effect to compare with (``type``: d, or = odds ratio, diff)."""
+    """A published human effect to compare with (``type``: d, or = odds ratio, diff).
+
+    ``effect`` is treatment (``arm``) minus control on ``outcome``. For the validity suite:
+    ``kind`` says whether it is a replicated ``effect`` or a ``null`` control; ``arm_values``
+    the human mean or share per arm; ``sd`` the human SD of the outcome within arms; ``items``
+    outcome ids averaged per agent into one score; ``split_by`` a choice outcome whose answer
+    splits agents (the effect is then: chose its success option minus did not, within arms);
+    ``ranks`` computes the simulated d on pooled ranks (for skewed estimates).
+    """
 
     effect: float
     type: Literal["d", "or", "diff"]
     ci: tuple[float, float] | None = None
-    source: str = Field(min_length=1, max_length=400)
+    source: str = Field(min_length=1, max_length=600)
     outcome: str | None = None
     arm: str | None = None
+    kind: Literal["effect", "null"] = "effect"
+    arm_values: dict[str, float] | None = None
+    sd: float | None = Field(default=None, gt=0)
+    items: list[str] | None = Field(default=None, min_length=2, max_length=10)
+    split_by: str | None = None
+    ranks: bool = False
 
 
 # --- the experiment -----------------------------------------------------------------------------
@@ -398,12 +432,35 @@ class ExperimentSpec(_Spec):
             elif isinstance(item, ChoiceOutcome):
                 if len(set(item.options)) != len(item.options):
                     issues.append(Issue((*path, "options"), "options must be distinct"))
-                if item.success is not None and item.success not in item.options:
-                    hint = did_you_mean(item.success, item.options)
-                    message = f"not an option: {item.success!r}{hint}"
-                    issues.append(Issue((*path, "success"), message))
+                for success in item.success_options:
+                    if success not in item.options:
+                        hint = did_you_mean(success, item.options)
+                        message = f"not an option: {success!r}{hint}"
+                        issues.append(Issue((*path, "success"), message))
             elif isinstance(item, NumericOutcome) and item.min >= item.max:
                 issues.append(Issue((*path, "max"), f"max must exceed min ({item.min})"))
+            issues += self._wording_issues(item, path)
+        return issues
+
+    def _wording_issues(self, item: _Outcome, path: FieldPath) -> list[Issue]:
+        issues = []
+        for arm, wording in item.by_arm.items():
+            where: FieldPath = (*path, "by_arm", arm)
+            if arm not in self.arm_ids:
+                hint = did_you_mean(arm, self.arm_ids)
+                issues.append(Issue(where, f"unknown arm {arm!r}{hint}"))
+            if not isinstance(item, ChoiceOutcome):
+                if wording.options is not None or wording.success is not None:
+                    issues.append(Issue(where, "options and success belong to choice outcomes"))
+                continue
+            options = wording.options or item.options
+            if len(set(options)) != len(options):
+                issues.append(Issue((*where, "options"), "options must be distinct"))
+            success = wording.success or (item.success if wording.options is None else None)
+            for chosen in [success] if isinstance(success, str) else success or []:
+                if chosen not in options:
+                    hint = did_you_mean(chosen, options)
+                    issues.append(Issue((*where, "success"), f"not an option: {chosen!r}{hint}"))
         return issues
 
     def _design_issues(self) -> list[Issue]:
@@ -443,6 +500,23 @@ class ExperimentSpec(_Spec):
         if target.arm is not None and target.arm not in self.arm_ids:
             hint = did_you_mean(target.arm, self.arm_ids)
             issues.append(Issue(("human_target", "arm"), f"unknown arm {target.arm!r}{hint}"))
+        outcome_ids = [o.id for o in self.outcomes]
+        issues += [
+            Issue(("human_target", "items"), f"unknown outcome {item!r}")
+            for item in target.items or []
+            if item not in outcome_ids
+        ]
+        issues += [
+            Issue(("human_target", "arm_values"), f"unknown arm {arm!r}")
+            for arm in target.arm_values or {}
+            if arm not in self.arm_ids
+        ]
+        if target.split_by is not None and not (
+            target.split_by in outcome_ids
+            and isinstance(self.outcome(target.split_by), ChoiceOutcome)
+        ):
+            message = f"{target.split_by!r} is not a choice outcome"
+            issues.append(Issue(("human_target", "split_by"), message))
         return issues
 
     # --- views ----------------------------------------------------------------------------------
@@ -466,6 +540,22 @@ class ExperimentSpec(_Spec):
         if self.subgroups:
             return list(self.subgroups)
         return list(self.design.block_on) if isinstance(self.design, BetweenDesign) else []
+
+    def outcomes_for(
+        self, arm: str
+    ) -> list[LikertOutcome | ChoiceOutcome | NumericOutcome | OpenOutcome]:
+        """The outcomes as ``arm`` words them (``by_arm`` applied)."""
+        worded = []
+        for item in self.outcomes:
+            wording = item.by_arm.get(arm)
+            if wording is None:
+                worded.append(item)
+                continue
+            update = {k: v for k, v in wording.model_dump().items() if v is not None}
+            if isinstance(item, ChoiceOutcome) and "options" in update and "success" not in update:
+                update["success"] = None  # the first of the arm's options
+            worded.append(item.model_copy(update=update))
+        return worded
 
     def outcome(
         self, outcome_id: str
@@ -532,6 +622,9 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
         raise ExperimentError([Issue((), "no such file")], str(file)) from None
     except UnicodeDecodeError:
         raise ExperimentError([Issue((), "not UTF-8 text")], str(file)) from None
+    except OSError as error:  # a directory, no permission, ...
+        reason = error.strerror or type(error).__name__
+        raise ExperimentError([Issue((), f"cannot read the file: {reason}")], str(file)) from None
     return experiment_from_text(text, str(file), base_dir=file.resolve().parent)
 
 

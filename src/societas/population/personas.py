@@ -245,6 +245,33 @@ def background_text(record: Mapping[str, Any], rules: PersonaRules, *, name: str
     return " ".join(sentences)
 
 
+# --- persona conditions (what a persona adds) ---------------------------------------------------
+
+PersonaCondition = Literal["none", "demographics", "full"]
+PERSONA_CONDITIONS: tuple[PersonaCondition, ...] = ("none", "demographics", "full")
+GENERIC_AGE = 47
+"""The age a generic respondent is given (Persona needs one): about the median US adult's."""
+
+
+def persona_condition(persona: Persona, condition: PersonaCondition, index: int) -> Persona:
+    """``persona`` reduced to ``condition``, to measure what personas add to answers.
+
+    ``none``: a generic respondent (``Respondent <index + 1>``, the median adult age, nothing
+    else); ``demographics``: name, age and the survey attributes only; ``full``: unchanged.
+
+    >>> p = Persona(name="Ada Quist", age=30, background="Ada bakes.", demographics={"sex": "F"})
+    >>> persona_condition(p, "demographics", 0).summary()
+    'Name: Ada Quist (age 30)\\nDemographics: sex: F'
+    >>> persona_condition(p, "none", 4).summary()
+    'Name: Respondent 5 (age 47)'
+    """
+    if condition == "full":
+        return persona
+    if condition == "demographics":
+        return Persona(name=persona.name, age=persona.age, demographics=dict(persona.demographics))
+    return Persona(name=f"Respondent {index + 1}", age=GENERIC_AGE)  # "none"
+
+
 # --- the optional model enrichment --------------------------------------------------------------
 
 Trait = Annotated[str, Field(min_length=1, max_length=TRAIT_CHARS)]

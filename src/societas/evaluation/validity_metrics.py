@@ -1,0 +1,473 @@
+"""Validity metrics: a simulated effect as a standardized d, and how it compares to people.
+
+One experiment of the validity suite gives one :class:`SimulatedEffect` (from its responses and
+its ``human_target``) and one :class:`ItemScore`; :func:`summarize` scores the suite.
+
+Definitions
+-----------
+- **d**: continuous outcomes (Likert, numeric, composites of ``items``; pooled ranks when the
+  target says ``ranks``): Cohen's d, treatment minus control over the pooled within-arm SD.
+  Binary outcomes (a choice coded 0/1): the log odds ratio times ``sqrt(3) / pi`` (Chinn 2000),
+  the usual conversion of a log-OR to d; 0.5 is added to every cell when one is empty.
+  ``split_by`` targets: d between agents who chose the split outcome's success option and those
+  who did not, within each arm, pooled over arms with inverse-variance weights.
+  Intervals are 95% normal-approximation intervals (``se`` of d from Hedges & Olkin 1985, of
+  the log-OR from Woolf), so every item gets one by the same rule.
+- **sign agreement**: the simulated d has the human d's sign (the raw difference decides when
+  d is undefined because no agent's answer differs from the others in its arm).
+- **magnitude ratio**: ``|d_sim| / |d_human|`` (undefined for human ``|d| < 0.05``).
+- **dispersion ratio**: simulated over human within-arm SD of the outcome: for numeric and
+  Likert outcomes the pooled within-arm SD against the target's ``sd``; for binary outcomes the
+  Bernoulli SD ``sqrt(mean over arms of p (1 - p))`` against the same from the human arm shares
+  (``arm_values``). Below 1 means the simulated answers are more uniform than people's.
+- **modal share**: the share of agents giving their arm's most common answer (1 = everyone
+  answers alike); it needs no human figure.
+- **null stays null** (null controls only): the simulated 95% interval covers 0, or
+  ``|d_sim| < 0.15``.
+
+Examples
+--------
+>>> score = score_item("x", "effect", human=0.5, human_ci=None,
+...                    effect=SimulatedEffect(d=0.9, low=0.3, high=1.5, raw_difference=1.0))
+>>> score.sign_agrees, round(score.magnitude_ratio, 2)
+(True, 1.8)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from societas.experiments.analysis import agent_means
+from societas.experiments.spec import ChoiceOutcome, ExperimentSpec, HumanTarget
+
+OR_TO_D = math.sqrt(3) / math.pi
+NULL_BAND = 0.15
+TINY_HUMAN = 0.05
+Z95 = 1.959963984540054
+NAN = float("nan")
+FloatArray = npt.NDArray[np.float64]
+Kind = Literal["effect", "null"]
+
+
+class ValidityDataError(ValueError):
+    """The responses cannot give the effect the human target asks for."""
+
+
+@dataclass(frozen=True)
+class SimulatedEffect:
+    """A simulated effect as d with its 95% interval, and the spread of the answers."""
+
+    d: float
+    low: float
+    high: float
+    raw_difference: float
+    se: float = NAN
+    n_control: int = 0
+    n_treated: int = 0
+    sd: float = NAN
+    """Within-arm SD: pooled SD of the outcome, or the Bernoulli SD of a binary one."""
+    modal_share: float = NAN
+    binary: bool = False
+    arm_values: tuple[tuple[str, float], ...] = ()
+    """The simulated mean (or share) of each arm."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One experiment's comparison with people (see the module docstring for definitions)."""
+
+    id: str
+    kind: Kind
+    human_d: float
+    human_low: float
+    human_high: float
+    sim_d: float
+    sim_low: float
+    sim_high: float
+    sim_se: float
+    raw_difference: float
+    n: int
+    sign_agrees: bool | None
+    magnitude_ratio: float
+    dispersion_ratio: float
+    modal_share: float
+    null_stays_null: bool | None
+    condition: str = "full"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the simulated effect -----------------------------------------------------------------------
+
+
+def simulated_effect(
+    responses: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget | None = None
+) -> SimulatedEffect:
+    """The effect ``target`` (default ``spec.human_target``) describes, measured on
+    ``responses`` (the runner's rows); only its outcome, arm, items, split and ranks matter."""
+    target = target or spec.human_target
+    if target is None:
+        raise ValidityDataError(f"{spec.name}: the experiment has no human_target")
+    if responses.empty:
+        raise ValidityDataError(f"{spec.name}: no responses")
+    scores = agent_scores(agent_means(responses), spec, target)
+    if target.split_by is not None:
+        return split_effect(scores, spec, target.split_by)
+    treated_arm = target.arm or spec.treatment_arms[0]
+    control = scores.loc[scores["arm"] == spec.control_arm, "score"].to_numpy(np.float64)
+    treated = scores.loc[scores["arm"] == treated_arm, "score"].to_numpy(np.float64)
+    if len(control) == 0 or len(treated) == 0:
+        raise ValidityDataError(f"{spec.name}: an arm has no answers")
+    binary = is_binary(spec, target, scores["score"])
+    values = {spec.control_arm: control, treated_arm: treated}
+    if binary:
+        effect = binary_effect(treated, control)
+    else:
+        shown = ranked(treated, control) if target.ranks else (treated, control)
+        effect = standardized_difference(*shown)
+    return SimulatedEffect(
+        d=effect[0],
+        low=effect[1],
+        high=effect[2],
+        se=effect[3],
+        raw_difference=float(treated.mean() - control.mean()),
+        n_control=len(control),
+        n_treated=len(treated),
+        sd=bernoulli_sd(list(values.values())) if binary else pooled_sd(treated, control),
+        modal_share=modal_share(list(values.values())),
+        binary=binary,
+        arm_values=tuple((arm, float(v.mean())) for arm, v in values.items()),
+        note=effect[4],
+    )
+
+
+def agent_scores(means: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget) -> pd.DataFrame:
+    """One row per agent: ``agent, arm, score`` (and ``split`` for a ``split_by`` target)."""
+    outcomes = target.items or [target.outcome or spec.outcomes[0].id]
+    part = means[means["outcome"].isin(outcomes)]
+    wide = part.pivot_table(index=["agent", "arm"], columns="outcome", values="value")
+    missing = [o for o in outcomes if o not in wide.columns]
+    if missing:
+        raise ValidityDataError(f"{spec.name}: no answers to {', '.join(missing)}")
+    scores = wide[outcomes].mean(axis=1).rename("score").reset_index()
+    if target.split_by is not None:
+        split = means[means["outcome"] == target.split_by].set_index(["agent", "arm"])["value"]
+        scores = scores.join(split.rename("split"), on=["agent", "arm"])
+    return scores.dropna()
+
+
+def is_binary(spec: ExperimentSpec, target: HumanTarget, scores: pd.Series) -> bool:
+    """A single choice outcome whose agent values are all 0 or 1."""
+    if target.items or target.ranks:
+        return False
+    chosen = spec.outcome(target.outcome or spec.outcomes[0].id)
+    return isinstance(chosen, ChoiceOutcome) and bool(scores.isin([0.0, 1.0]).all())
+
+
+def standardized_difference(
+    treated: FloatArray, control: FloatArray
+) -> tuple[float, float, float, float, str]:
+    """Cohen's d, its interval and se: ``se^2 = (n1 + n2) / (n1 n2) + d^2 / (2 (n1 + n2))``."""
+    n1, n2 = len(treated), len(control)
+    if n1 < 2 or n2 < 2:
+        return NAN, NAN, NAN, NAN, "fewer than 2 agents in an arm"
+    spread = pooled_sd(treated, control)
+    if spread == 0:
+        return NAN, NAN, NAN, NAN, "no spread: every agent in an arm answered alike"
+    d = float((treated.mean() - control.mean()) / spread)
+    se = math.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))
+    return d, d - Z95 * se, d + Z95 * se, se, ""
+
+
+def binary_effect(
+    treated: FloatArray, control: FloatArray
+) -> tuple[float, float, float, float, str]:
+    """The log odds ratio as d (times ``sqrt(3)/pi``), with Woolf's interval."""
+    cells = np.array(
+        [treated.sum(), len(treated) - treated.sum(), control.sum(), len(control) - control.sum()],
+        dtype=np.float64,
+    )
+    note = ""
+    if np.any(cells == 0):
+        cells += 0.5
+        note = "0.5 added to every cell of the 2x2 table"
+    a, b, c, d = cells
+    log_or = math.log(a * d / (b * c))
+    se = math.sqrt(float(np.sum(1 / cells)))
+    return (
+        log_or * OR_TO_D,
+        (log_or - Z95 * se) * OR_TO_D,
+        (log_or + Z95 * se) * OR_TO_D,
+        se * OR_TO_D,
+        note,
+    )
+
+
+def split_effect(scores: pd.DataFrame, spec: ExperimentSpec, split_by: str) -> SimulatedEffect:
+    """Chose the success option minus did not, within each arm, pooled by inverse variance."""
+    found: list[tuple[float, float]] = []
+    groups: list[FloatArray] = []
+    sizes = [0, 0]
+    notes = []
+    for arm in spec.arm_ids:
+        part = scores[scores["arm"] == arm]
+        chose = part.loc[part["split"] == 1.0, "score"].to_numpy(np.float64)
+        other = part.loc[part["split"] == 0.0, "score"].to_numpy(np.float64)
+        groups += [g for g in (chose, other) if len(g)]
+        d, _, _, se, note = standardized_difference(chose, other)
+        if math.isfinite(d) and se > 0:
+            found.append((d, se))
+            sizes[0] += len(other)
+            sizes[1] += len(chose)
+        elif len(part):
+            notes.append(f"{arm}: {note or 'not estimable'}")
+    raw = float(scores.loc[scores["split"] == 1.0, "score"].mean()) - float(
+        scores.loc[scores["split"] == 0.0, "score"].mean()
+    )
+    sd = pooled_sd(*groups) if len(groups) >= 2 else NAN
+    share = modal_share(groups) if groups else NAN
+    if not found:
+        return SimulatedEffect(NAN, NAN, NAN, raw, sd=sd, modal_share=share, note="; ".join(notes))
+    weights = np.array([1 / se**2 for _, se in found])
+    d = float(np.sum(weights * np.array([d for d, _ in found])) / weights.sum())
+    se = float(1 / math.sqrt(weights.sum()))
+    return SimulatedEffect(
+        d,
+        d - Z95 * se,
+        d + Z95 * se,
+        raw,
+        se=se,
+        n_control=sizes[0],
+        n_treated=sizes[1],
+        sd=sd,
+        modal_share=share,
+        note="; ".join(notes),
+    )
+
+
+def ranked(treated: FloatArray, control: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Both arms replaced by their ranks in the pooled sample (ties share the mean rank)."""
+    ranks = scipy_stats.rankdata(np.concatenate([treated, control]))
+    return ranks[: len(treated)], ranks[len(treated) :]
+
+
+# --- spread -------------------------------------------------------------------------------------
+
+
+def pooled_sd(*groups: FloatArray) -> float:
+    """``sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1))`` over groups with two or more values."""
+    used = [g for g in groups if len(g) >= 2]
+    freedom = sum(len(g) - 1 for g in used)
+    if freedom == 0:
+        return NAN
+    return math.sqrt(sum((len(g) - 1) * float(g.var(ddof=1)) for g in used) / freedom)
+
+
+def bernoulli_sd(groups: Sequence[FloatArray]) -> float:
+    """``sqrt(mean over groups of p (1 - p))``: the within-group SD of 0/1 answers."""
+    shares = [float(g.mean()) for g in groups if len(g)]
+    return shares_sd(shares)
+
+
+def shares_sd(shares: Sequence[float]) -> float:
+    if not shares:
+        return NAN
+    return math.sqrt(sum(p * (1 - p) for p in shares) / len(shares))
+
+
+def modal_share(groups: Sequence[FloatArray]) -> float:
+    """The share of values equal to their group's most common value, over all groups."""
+    total = sum(len(g) for g in groups)
+    if total == 0:
+        return NAN
+    top = sum(int(np.unique(g, return_counts=True)[1].max()) for g in groups if len(g))
+    return top / total
+
+
+def human_sd(target: HumanTarget, binary: bool) -> float:
+    """The human within-arm SD: ``sd``, else from the arm shares of a binary outcome."""
+    if target.sd is not None:
+        return target.sd
+    values = list((target.arm_values or {}).values())
+    if binary and len(values) >= 2 and all(0 <= v <= 1 for v in values):
+        return shares_sd(values)
+    return NAN
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+def score_item(
+    item_id: str,
+    kind: Kind,
+    *,
+    human: float,
+    human_ci: tuple[float, float] | None,
+    effect: SimulatedEffect,
+    human_spread: float = NAN,
+    condition: str = "full",
+) -> ItemScore:
+    """Set one simulated effect beside the human one."""
+    low, high = human_ci if human_ci is not None else (NAN, NAN)
+    return ItemScore(
+        id=item_id,
+        kind=kind,
+        human_d=human,
+        human_low=low,
+        human_high=high,
+        sim_d=effect.d,
+        sim_low=effect.low,
+        sim_high=effect.high,
+        sim_se=effect.se,
+        raw_difference=effect.raw_difference,
+        n=effect.n_control + effect.n_treated,
+        sign_agrees=sign_agrees(effect.d, effect.raw_difference, human),
+        magnitude_ratio=magnitude_ratio(effect.d, human),
+        dispersion_ratio=ratio(effect.sd, human_spread),
+        modal_share=effect.modal_share,
+        null_stays_null=null_stays_null(effect) if kind == "null" else None,
+        condition=condition,
+        note=effect.note,
+    )
+
+
+def score_spec(spec: ExperimentSpec, effect: SimulatedEffect, condition: str) -> ItemScore:
+    """:func:`score_item` with the figures of ``spec.human_target``."""
+    target = spec.human_target
+    if target is None:
+        raise ValidityDataError(f"{spec.name}: the experiment has no human_target")
+    human = target.effect if target.type == "d" else to_d(target.effect, target.type)
+    human_ci = target.ci
+    if human_ci is not None and target.type == "or":
+        human_ci = (to_d(human_ci[0], "or"), to_d(human_ci[1], "or"))
+    return score_item(
+        spec.name,
+        target.kind,
+        human=human,
+        human_ci=human_ci,
+        effect=effect,
+        human_spread=human_sd(target, effect.binary),
+        condition=condition,
+    )
+
+
+def to_d(value: float, kind: str) -> float:
+    """A target on the odds-ratio scale as d; ``diff`` targets are taken as given."""
+    if kind == "or":
+        if value <= 0:
+            raise ValidityDataError(f"an odds ratio must be positive, got {value}")
+        return math.log(value) * OR_TO_D
+    return value
+
+
+def sign_agrees(sim: float, raw: float, human: float) -> bool | None:
+    """Whether the simulated effect points the human effect's way (None when either is 0)."""
+    simulated = sim if math.isfinite(sim) else raw
+    if not math.isfinite(simulated) or simulated == 0 or human == 0:
+        return None
+    return (simulated > 0) == (human > 0)
+
+
+def magnitude_ratio(sim: float, human: float) -> float:
+    """``|sim| / |human|``; NaN for a human effect too small to divide by."""
+    if not math.isfinite(sim) or abs(human) < TINY_HUMAN:
+        return NAN
+    return abs(sim) / abs(human)
+
+
+def ratio(simulated: float, human: float) -> float:
+    if not (math.isfinite(simulated) and math.isfinite(human)) or human <= 0:
+        return NAN
+    return simulated / human
+
+
+def null_stays_null(effect: SimulatedEffect) -> bool | None:
+    """A null control stays null when the interval covers 0 or ``|d| < 0.15``."""
+    if not math.isfinite(effect.d):
+        # No spread at all: null only when the arms agree exactly.
+        return None if not math.isfinite(effect.raw_difference) else effect.raw_difference == 0
+    covers = effect.low <= 0 <= effect.high if math.isfinite(effect.low) else False
+    return covers or abs(effect.d) < NULL_BAND
+
+
+# --- the whole suite ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    """Across experiments (effects: replicated effects only; nulls: null controls only)."""
+
+    condition: str
+    items: int
+    effects: int
+    nulls: int
+    sign_agreement: float
+    pearson: float
+    spearman: float
+    nulls_stay_null: float
+    median_magnitude_ratio: float
+    median_dispersion_ratio: float
+    mean_modal_share: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(scores: Sequence[ItemScore], condition: str = "full") -> SuiteSummary:
+    """Sign agreement, correlation of effect sizes, nulls that stay null, typical ratios.
+
+    Correlations use every item with a finite simulated d (nulls included: a good simulation
+    also puts them near zero); they need three such items.
+    """
+    effects = [s for s in scores if s.kind == "effect"]
+    nulls = [s for s in scores if s.kind == "null"]
+    signs = [s.sign_agrees for s in effects if s.sign_agrees is not None]
+    stayed = [s.null_stays_null for s in nulls if s.null_stays_null is not None]
+    paired = [(s.sim_d, s.human_d) for s in scores if math.isfinite(s.sim_d)]
+    pearson, spearman = correlations([p[0] for p in paired], [p[1] for p in paired])
+    return SuiteSummary(
+        condition=condition,
+        items=len(scores),
+        effects=len(effects),
+        nulls=len(nulls),
+        sign_agreement=share(signs),
+        pearson=pearson,
+        spearman=spearman,
+        nulls_stay_null=share(stayed),
+        median_magnitude_ratio=median([s.magnitude_ratio for s in effects]),
+        median_dispersion_ratio=median([s.dispersion_ratio for s in scores]),
+        mean_modal_share=mean([s.modal_share for s in scores]),
+    )
+
+
+def correlations(sim: Sequence[float], human: Sequence[float]) -> tuple[float, float]:
+    """Pearson and Spearman r (NaN with fewer than 3 pairs or no variation)."""
+    x, y = np.asarray(sim, np.float64), np.asarray(human, np.float64)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return NAN, NAN
+    return float(scipy_stats.pearsonr(x, y)[0]), float(scipy_stats.spearmanr(x, y)[0])
+
+
+def share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else NAN
+
+
+def median(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else NAN
+
+
+def mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else NAN
