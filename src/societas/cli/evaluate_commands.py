@@ -1,0 +1,201 @@
+"""``societas evaluate`` and ``ablate``: believability interviews of runs, and ablations."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from societas.cli.server_options import BaseUrlOption, EndpointsOption
+from societas.engine.runstore import RunStoreError
+from societas.evaluation.believability import Evaluation, evaluate_run
+from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ablations
+from societas.evaluation.believability_facts import EvaluationError, read_run
+from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
+from societas.evaluation.believability_report import evaluation_tables, write_evaluation
+from societas.llm.client import LLM
+from societas.llm.registry import DEFAULT_MODEL, open_llm
+from societas.llm.types import LanguageModel, LLMError
+from societas.world.errors import ScenarioError, WorldError
+from societas.world.scenario import load_scenario
+
+console = Console()
+
+JudgeOption = Annotated[
+    str | None,
+    typer.Option("--judge-model", help="Model grading free answers (default: --model)."),
+]
+PerCategoryOption = Annotated[
+    int,
+    typer.Option("--per-category", min=1, max=10, help="Questions per category and agent."),
+]
+# Where ``openai:`` models are served: a URL (or several) and an endpoints file.
+Server = tuple[str | None, Path | None]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("ablate")(ablate)
+
+
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Answering model (default: the run's).")
+    ] = None,
+    judge_model: JudgeOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the tables and report, or a .json/.csv/.html file."),
+    ] = None,
+    per_category: PerCategoryOption = DEFAULT_PER_CATEGORY,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds question choice and bootstrap.")] = 0,
+    base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
+) -> None:
+    """Interview every agent of RUN_DIR in five categories and grade the answers."""
+    try:
+        facts, _ = read_run(run_dir)
+    except EvaluationError as error:
+        _fail(str(error))
+    answering = model or facts.model or DEFAULT_MODEL
+    target = out or run_dir / EVALUATION_FOLDER
+    evaluation: Evaluation = _run_async(
+        _evaluate(run_dir, answering, judge_model, (base_url, endpoints), per_category, seed)
+    )
+    try:
+        files = write_evaluation(evaluation, target, seed=seed)
+    except (EvaluationError, OSError) as error:
+        _fail(str(error))
+    _print_evaluation(evaluation, seed)
+    console.print(f"\nWritten: {', '.join(str(f) for f in files)}")
+
+
+async def _evaluate(
+    run_dir: Path,
+    model: str,
+    judge_model: str | None,
+    server: Server,
+    per_category: int,
+    seed: int,
+) -> Evaluation:
+    async with AsyncExitStack() as stack:
+        llm, judge = await _models(stack, model, judge_model, server)
+        return await evaluate_run(
+            run_dir,
+            llm,
+            judge=judge,
+            max_per_category=per_category,
+            seed=seed,
+            model_name=model,
+            judge_name=judge_model or model,
+        )
+
+
+async def _models(
+    stack: AsyncExitStack, model: str, judge_model: str | None, server: Server
+) -> tuple[LLM, LanguageModel]:
+    base_url, endpoints = server
+    llm = await stack.enter_async_context(open_llm(model, base_url=base_url, endpoints=endpoints))
+    if judge_model is None or judge_model == model:
+        return llm, llm
+    judge = await stack.enter_async_context(
+        open_llm(judge_model, base_url=base_url, endpoints=endpoints)
+    )
+    return llm, judge
+
+
+def ablate(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or a built-in name.")] = "town",
+    hours: Annotated[float, typer.Option("--hours", min=0.1, max=24 * 14)] = 2.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    model: Annotated[str, typer.Option("--model", "-m")] = DEFAULT_MODEL,
+    judge_model: JudgeOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+    per_category: PerCategoryOption = DEFAULT_PER_CATEGORY,
+    base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
+) -> None:
+    """Run SCENARIO with the full architecture and three ablations (same seed), interview each.
+
+    Writes OUT/<condition>/ (the run and its evaluation) and OUT/ablation.csv, ablation.json and
+    report.html; rerunning into OUT reuses finished runs and resumes unfinished ones.
+    """
+    try:
+        loaded = load_scenario(scenario)
+    except (ScenarioError, WorldError) as error:
+        _fail(str(error))
+    out_dir = out or Path("runs") / f"ablate-{Path(scenario).stem}-seed{seed}"
+    table = _run_async(
+        _ablate(
+            loaded, out_dir, hours, seed, model, judge_model, per_category, (base_url, endpoints)
+        )
+    )
+    shown = Table("condition", "overall [95% CI]", "hallucination", "full − this [95% CI]")
+    for row in table.itertuples():
+        diff = "" if row.condition == "full" else _ci(row, "full_minus_this")
+        shown.add_row(str(row.label), _ci(row, "overall"), f"{row.hallucination_rate:.2f}", diff)
+    console.print(shown)
+    console.print(f"Report: {out_dir / 'report.html'}")
+
+
+async def _ablate(
+    scenario: Any,
+    out_dir: Path,
+    hours: float,
+    seed: int,
+    model: str,
+    judge_model: str | None,
+    per_category: int,
+    server: Server,
+) -> Any:
+    async with AsyncExitStack() as stack:
+        llm, judge = await _models(stack, model, judge_model, server)
+        result = await run_ablations(
+            scenario,
+            out_dir,
+            llm,
+            hours=hours,
+            seed=seed,
+            judge=judge,
+            model_name=model,
+            judge_name=judge_model or model,
+            max_per_category=per_category,
+            meter=llm.meter,
+            on_status=lambda message: console.print(message),
+        )
+        return result.table
+
+
+def _ci(row: Any, name: str) -> str:
+    value, low, high = (getattr(row, f) for f in (name, f"{name}_low", f"{name}_high"))
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
+    _, tables = evaluation_tables(evaluation, seed)
+    shown = Table("category", "mean", "95% CI", "answers", title="Believability")
+    for row in tables["by_category"].itertuples():
+        interval = f"[{row.low:.2f}, {row.high:.2f}]"
+        shown.add_row(str(row.category), f"{row.mean:.2f}", interval, str(row.answers))
+    console.print(shown)
+
+
+def _run_async(work: Any) -> Any:
+    try:
+        return asyncio.run(work)
+    except (EvaluationError, LLMError, RunStoreError, ScenarioError, WorldError, OSError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)

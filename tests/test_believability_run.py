@@ -1,0 +1,229 @@
+"""Believability evaluation of a scripted duo run: questions from the log, grading, files,
+architecture switches honoured by the engine, and the ablation table."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from societas.engine.config import SimulationConfig
+from societas.engine.simulation import Simulation
+from societas.evaluation.believability import evaluate_run
+from societas.evaluation.believability_ablation import CONDITIONS, run_ablations
+from societas.evaluation.believability_facts import EvaluationError, read_run
+from societas.evaluation.believability_questions import CATEGORIES, generate_questions
+from societas.evaluation.believability_report import write_evaluation
+from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
+from societas.llm.types import LLMUnavailableError
+from societas.world.scenario import load_scenario
+
+HINTS = {
+    "wake": "07:00",
+    "sleep": "22:00",
+    "start": ["08:30", "10:00", "12:00", "15:00"],
+    "end": ["10:00", "12:00", "15:00", "22:00"],
+    "act": ["work at the cafe", "coffee break", "lunch", "reading"],
+    "do": "talk",
+    "who": ["Iris Vance", "Noah Bell"],
+    "say": [
+        "Noah, I'm starting a book club at the cafe on Sunday at 3pm. Will you come?",
+        "A book club on Sunday? I'd love to come.",
+    ],
+    "what": "book club at the cafe",
+    "time": "15:00",
+    "place": ["Corner Cafe:counter", "Bell House:main room"],
+    "PlanAnswer.place": "Corner Cafe:counter",
+    "memory": "Iris invited me to her book club on Sunday at the cafe.",
+    "gist": "Iris invited Noah to her book club.",
+    "mins": 15,
+    "obj": "Corner Cafe:counter:coffee machine",
+    "blocks[]": 4,
+}
+
+
+def interviewee(call: ScriptedCall) -> str:
+    """An agent that answers from its prompt: its name and whatever memories it was given."""
+    prompt = call.prompt_text
+    name = prompt.split("You are ", 1)[1].split(".", 1)[0]
+    question = prompt.rsplit("Question: ", 1)[1]
+    if question.startswith("Who is"):
+        person = question.removeprefix("Who is ").rstrip("?")
+        known = person.split()[0] in prompt.split("Question:")[0]
+        return (
+            f"{person} is my neighbour from the cafe."
+            if known
+            else "I don't know anyone by that name."
+        )
+    if "club" in question:
+        told = "book club" in prompt.split("Question:")[0]
+        return "Yes, the book club at the cafe on Sunday." if told else "No, I haven't heard."
+    return f"I'm {name.split()[0]}. I would rather spend time with Noah or Iris."
+
+
+def responder(call: ScriptedCall) -> object:
+    if call.purpose == "believability":
+        return {"answer": interviewee(call)}
+    if call.purpose == "judge":
+        return {"score": 4, "why": "plausible"}
+    return filler.responder(call)
+
+
+filler = SchemaFiller(random.Random(0), HINTS)
+
+
+def scripted() -> ScriptedLLM:
+    return ScriptedLLM(responder)
+
+
+async def duo_run(path: Path, hours: float = 3.0, **switches: bool) -> Path:
+    scenario = load_scenario("duo")
+    sim = await Simulation.start(
+        scenario, path, scripted(), SimulationConfig(seed=1, **switches), meta={"model": "fake"}
+    )
+    (path / "scenario.yaml").write_text(scenario.source_text, encoding="utf-8")
+    await sim.run(hours=hours)
+    sim.close("finished")
+    return path
+
+
+async def test_questions_come_from_the_event_log(tmp_path: Path) -> None:
+    run, _ = read_run(await duo_run(tmp_path / "run"))
+    noah = run.agents["Noah Bell"]
+    assert noah.talked_with == ["Iris Vance"]
+    assert [news.knows for news in noah.news] == [True]
+    assert noah.plan
+    questions = generate_questions(run, max_per_category=5)
+    assert generate_questions(run, max_per_category=5) == questions  # deterministic
+    for agent in ("Iris Vance", "Noah Bell"):
+        mine = [q for q in questions if q.agent == agent]
+        assert {q.category for q in mine} == set(CATEGORIES)
+        assert all(sum(q.category == c for q in mine) <= 5 for c in CATEGORIES)
+    by_text = {(q.agent, q.text): q for q in questions}
+    who = by_text[("Noah Bell", "Who is Iris Vance?")]
+    assert who.grader == "knows_person" and who.expected["talked"]
+    assert "owner of Corner Cafe" in who.expected["details"]
+    stranger = next(q for q in questions if q.agent == "Noah Bell" and q.grader == "stranger")
+    assert stranger.expected["person"] not in run.people  # everyone in the duo has met
+    news = by_text[("Noah Bell", "Do you know of any club starting in town?")]
+    assert news.expected["knows"] is True
+    plan = next(q for q in questions if q.agent == "Noah Bell" and q.grader == "plan_at")
+    assert plan.expected["activity"] in {b.activity for b in noah.plan}
+    assert "today?" in plan.text
+    one = generate_questions(run, max_per_category=1)
+    assert len(one) == 2 * len(CATEGORIES)
+
+
+async def test_evaluate_grades_every_answer_and_writes_tables(tmp_path: Path) -> None:
+    run_dir = await duo_run(tmp_path / "run")
+    llm = scripted()
+    evaluation = await evaluate_run(run_dir, llm)
+    items = evaluation.items
+    assert {i.category for i in items} == set(CATEGORIES)
+    assert all(i.score is not None and 0.0 <= i.score <= 1.0 for i in items)
+    assert {i.method for i in items} == {"rule", "judge"}
+    graded = {(i.agent, i.grader): i for i in items}
+    assert graded[("Noah Bell", "stranger")].score == 1.0
+    assert graded[("Noah Bell", "knows_person")].score == 1.0
+    assert graded[("Noah Bell", "news")].score == 1.0
+    assert graded[("Noah Bell", "pick_person")].score == 1.0  # names Iris, whom he met
+    assert all(i.score == 0.75 for i in items if i.method == "judge")
+    # The interview saw the plan (planning on) and memories (memory on).
+    asked = [c for c in llm.calls if c.purpose == "believability"]
+    assert len(asked) == len(items)
+    assert any("My plan today" in c.prompt_text for c in asked)
+
+    files = write_evaluation(evaluation, tmp_path / "out")
+    assert {f.name for f in files} == {
+        "items.csv",
+        "by_agent.csv",
+        "by_category.csv",
+        "believability.json",
+        "report.html",
+    }
+    table = pd.read_csv(tmp_path / "out" / "by_category.csv")
+    assert list(table["category"]) == [*CATEGORIES, "overall", "hallucination rate"]
+    assert table["mean"].between(0, 1).all()
+    document = json.loads((tmp_path / "out" / "believability.json").read_text())
+    assert len(document["items"]) == len(items)
+    assert document["architecture"] == {"memory": True, "reflection": True, "planning": True}
+    assert "Believability" in (tmp_path / "out" / "report.html").read_text()
+    single = write_evaluation(evaluation, tmp_path / "one.json")
+    assert json.loads(single[0].read_text())["summary"]["agents"] == 2
+
+
+async def test_architecture_switches_change_the_run(tmp_path: Path) -> None:
+    full = await duo_run(tmp_path / "full", hours=2.0)
+    bare = await duo_run(
+        tmp_path / "bare", hours=2.0, memory=False, reflection=False, planning=False
+    )
+    _, full_agents = read_run(full)
+    _, bare_agents = read_run(bare)
+    assert all(len(a.memory) > 0 for a in full_agents.values())
+    assert all(len(a.memory) == 0 for a in bare_agents.values())  # not even initial memories
+    assert all(a.plan is not None and len(a.plan.blocks) == 1 for a in bare_agents.values())
+    assert all(a.commitments == [] for a in bare_agents.values())
+    llm = scripted()
+    await evaluate_run(bare, llm)
+    prompts = [c.prompt_text for c in llm.calls if c.purpose == "believability"]
+    assert prompts and not any("My plan today" in p for p in prompts)
+    assert not any("book club on Sunday" in p for p in prompts)
+
+
+async def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(EvaluationError, match="has no scenario"):
+        await evaluate_run(tmp_path, scripted())
+
+
+async def test_ablation_table_compares_each_condition_with_the_full_architecture(
+    tmp_path: Path,
+) -> None:
+    result = await run_ablations(
+        load_scenario("duo"),
+        tmp_path / "ablate",
+        scripted(),
+        hours=1.0,
+        seed=1,
+        max_per_category=2,
+    )
+    table = result.table
+    assert list(table["condition"]) == [c.id for c in CONDITIONS]
+    assert list(table["paper_trueskill"]) == [29.89, 26.88, 25.64, 21.21]
+    for column in (*CATEGORIES, "overall", "hallucination_rate"):
+        assert table[column].between(0, 1).all(), column
+    assert (table["overall_low"] <= table["overall"]).all()
+    assert table.loc[0, "full_minus_this"] != table.loc[0, "full_minus_this"]  # NaN for full
+    assert table["full_minus_this"][1:].notna().all()
+    for condition in CONDITIONS:
+        assert (tmp_path / "ablate" / condition.id / "believability" / "report.html").exists()
+    assert {p.name for p in result.files} == {"ablation.csv", "ablation.json", "report.html"}
+    document = json.loads((tmp_path / "ablate" / "ablation.json").read_text())
+    assert document["conditions"][3]["switches"] == {
+        "memory": False,
+        "reflection": False,
+        "planning": False,
+    }
+    # A rerun reuses the finished runs (no simulation call) and gives the same table.
+    again = scripted()
+    rerun = await run_ablations(
+        load_scenario("duo"), tmp_path / "ablate", again, hours=1.0, seed=1, max_per_category=2
+    )
+    assert not [c for c in again.calls if c.purpose not in ("believability", "judge")]
+    pd.testing.assert_frame_equal(rerun.table, table)
+
+
+async def test_failed_answers_are_left_ungraded_not_guessed(tmp_path: Path) -> None:
+    run_dir = await duo_run(tmp_path / "run", hours=1.0)
+
+    def broken(call: ScriptedCall) -> object:
+        if call.purpose == "believability":
+            raise LLMUnavailableError("server down")
+        return responder(call)
+
+    evaluation = await evaluate_run(run_dir, ScriptedLLM(broken), max_per_category=1)
+    assert all(i.score is None and "server down" in i.reason for i in evaluation.items)
+    with pytest.raises(EvaluationError, match="no graded answers"):
+        write_evaluation(evaluation, tmp_path / "out")
