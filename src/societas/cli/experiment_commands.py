@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -12,12 +14,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from societas.cli.server_options import BaseUrlOption, EndpointsOption
+from societas.distributed.cli import (
+    RayCommand,
+    RayOption,
+    RayPlacement,
+    WorkersOption,
+    ray_placement,
+)
+from societas.distributed.experiments import run_experiment_on_ray
+from societas.distributed.pool import ModelPool, SpecModel
+from societas.distributed.replicates import replicate_folder, replicate_spec
+from societas.distributed.session import RayError, ray_session
 from societas.experiments.designs import DesignError
 from societas.experiments.report import ReportError, write_report
 from societas.experiments.runner import ExperimentResult, ExperimentRunError, run_experiment
 from societas.experiments.spec import ExperimentError, ExperimentSpec, load_experiment
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LLMError
+from societas.paths import default_llm_cache_path
 from societas.population import MicrodataError, RakingError, SamplingError
 from societas.world.errors import WorldError
 
@@ -36,7 +51,7 @@ RUN_ERRORS = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("experiment")(experiment)
+    app.command("experiment", cls=RayCommand)(experiment)
     app.command("report")(report)
 
 
@@ -49,40 +64,96 @@ def experiment(
         Path | None, typer.Option("--out", help="Output folder; rerunning it resumes.")
     ] = None,
     n: Annotated[int | None, typer.Option("--n", min=2, help="Use only N agents.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
-    ] = None,
+    base_url: BaseUrlOption = None,
+    endpoints: EndpointsOption = None,
+    ray: RayOption = None,
+    workers: WorkersOption = None,
+    replicates: Annotated[
+        int,
+        typer.Option(
+            "--replicates",
+            min=1,
+            max=1000,
+            help="Run the whole experiment K times, replicate r with a seed derived from the "
+            "file's seed and r (each in OUT/replicate-RR).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the experiment FILE: survey every agent, analyse, and write an HTML report."""
+    placement = ray_placement(ray)
     try:
         spec = load_experiment(file)
     except ExperimentError as error:
         fail(str(error))
     out_dir = out or Path("experiments") / spec.name
+    runs = [
+        (replicate_spec(spec, r), replicate_folder(out_dir, r, replicates))
+        for r in range(replicates)
+    ]
     try:
-        result = asyncio.run(run_with_progress(spec, model, base_url, out_dir, n))
-    except RUN_ERRORS as error:
+        if placement is None:
+            results = [
+                asyncio.run(run_with_progress(one, model, base_url, folder, n, endpoints))
+                for one, folder in runs
+            ]
+        else:
+            shared = str(endpoints.resolve()) if endpoints is not None else None
+            source = SpecModel(model, base_url, str(default_llm_cache_path()), endpoints=shared)
+            results = asyncio.run(run_on_ray(runs, source, placement, workers, n))
+    except (*RUN_ERRORS, RayError) as error:
         fail(str(error))
-    print_result(result)
+    for result in results:
+        print_result(result)
+
+
+async def run_on_ray(
+    runs: list[tuple[ExperimentSpec, Path]],
+    source: SpecModel,
+    placement: RayPlacement,
+    workers: int | None,
+    n: int | None,
+) -> list[ExperimentResult]:
+    """Every replicate in turn on one pool of Ray workers (each loads the model once)."""
+    results = []
+    with ray_session(placement.address):
+        async with ModelPool(source, workers=workers) as pool:
+            for spec, folder in runs:
+                work = functools.partial(run_experiment_on_ray, spec, pool, folder, n=n)
+                results.append(await with_progress(spec, work))
+    return results
 
 
 async def run_with_progress(
-    spec: ExperimentSpec, model: str, base_url: str | None, out_dir: Path, n: int | None
+    spec: ExperimentSpec,
+    model: str,
+    base_url: str | None,
+    out_dir: Path,
+    n: int | None,
+    endpoints: Path | None = None,
 ) -> ExperimentResult:
-    async with open_llm(model, base_url=base_url) as llm:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task(f"{spec.name} ({spec.design.type})", total=None)
+    async with open_llm(model, base_url=base_url, endpoints=endpoints) as llm:
+        work = functools.partial(run_experiment, spec, llm, out_dir, n=n)
+        return await with_progress(spec, work)
 
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
 
-            return await run_experiment(spec, llm, out_dir, n=n, progress=advance)
+async def with_progress(
+    spec: ExperimentSpec,
+    work: Callable[..., Awaitable[ExperimentResult]],
+) -> ExperimentResult:
+    """``work(progress=advance)`` with a progress bar that ``advance(done, total)`` moves."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"{spec.name} ({spec.design.type})", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return await work(progress=advance)
 
 
 def report(

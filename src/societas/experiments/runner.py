@@ -57,6 +57,7 @@ from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.population import Population
+from societas.testing.killpoints import kill_point
 from societas.world.scenario import Scenario, load_scenario
 
 SURVEY_TIME = datetime(2026, 3, 2, 18, 0)
@@ -115,6 +116,7 @@ class ResponseLog:
         self.units[unit] = rows
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"unit": unit, "rows": rows}) + "\n")
+        kill_point("unit")  # a crash point for reliability tests (unset: no-op)
 
     def rows(self) -> list[dict[str, Any]]:
         return [row for unit in sorted(self.units) for row in self.units[unit]]
@@ -148,11 +150,13 @@ async def run_experiment(
     *,
     n: int | None = None,
     progress: Progress | None = None,
+    personas: Callable[[Population], Population] | None = None,
 ) -> ExperimentResult:
     """Run ``spec`` with ``llm`` into ``out_dir`` (resuming what a previous run there left).
 
     ``n`` limits the population (the sample size of ``marginals``, else the first ``n`` agents);
-    ``progress(done, total)`` is called as each unit finishes.
+    ``progress(done, total)`` is called as each unit finishes; ``personas`` rewrites the
+    population of a survey design before it is asked (e.g. strips personas to a condition).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +167,8 @@ async def run_experiment(
         await run_world(spec, llm, log, out, n, progress)
     else:
         population = await build_population(spec, llm, rng, n)
+        if personas is not None:
+            population = personas(population)
         write_json(out / "population.json", population_record(population))
         run = _Run(spec, llm, log, len(population), progress)
         await run_population(run, population, rng)
@@ -186,15 +192,20 @@ def claim_folder(out: Path, spec: ExperimentSpec) -> None:
 
 
 async def build_population(
-    spec: ExperimentSpec, llm: LanguageModel, rng: np.random.Generator, n: int | None
+    spec: ExperimentSpec, llm: LanguageModel | None, rng: np.random.Generator, n: int | None
 ) -> Population:
-    """The agents of a survey design, from the file's population source."""
+    """The agents of a survey design, from the file's population source.
+
+    Only twin populations ask the model (``llm`` may be None for the others).
+    """
     source = spec.population
     if source.marginals is not None:
         return Population.from_marginals(n or source.marginals.n, rng)
     if source.csv is not None:
         population = Population.from_csv(spec.resolve(source.csv), rng)
     elif source.twins is not None:
+        if llm is None:
+            raise ExperimentRunError("a population of twins needs a model to build it")
         population = await Population.from_twins(spec.resolve(source.twins), llm=llm)
     else:
         population = scenario_population(open_scenario(spec))
@@ -263,15 +274,7 @@ async def expose(spec: ExperimentSpec, llm: LanguageModel, agent: Agent, arm: st
 
 async def run_population(run: _Run, population: Population, rng: np.random.Generator) -> None:
     """Between or within design over a population (agents measured concurrently)."""
-    spec = run.spec
-    names = [p.name for p in population]
-    demographics = {p.name: dict(p.demographics) for p in population}
-    if isinstance(spec.design, BetweenDesign):
-        blocks = block_keys(demographics, spec.design.block_on) if spec.design.block_on else None
-        arms = assign_between(names, spec.arm_ids, rng, blocks=blocks)
-        orders: dict[str, tuple[str, ...]] = {name: (arm,) for name, arm in arms.items()}
-    else:
-        orders = counterbalanced_orders(names, spec.arm_ids, rng)
+    orders = assign_orders(run.spec, population, rng)
     pending = []
     for persona in population:
         if run.log.done(persona.name):
@@ -285,10 +288,33 @@ async def run_population(run: _Run, population: Population, rng: np.random.Gener
     await asyncio.gather(*pending)
 
 
+def assign_orders(
+    spec: ExperimentSpec, population: Population, rng: np.random.Generator
+) -> dict[str, tuple[str, ...]]:
+    """The arms each agent answers under, in order (one arm in a between design)."""
+    names = [p.name for p in population]
+    demographics = {p.name: dict(p.demographics) for p in population}
+    if isinstance(spec.design, BetweenDesign):
+        blocks = block_keys(demographics, spec.design.block_on) if spec.design.block_on else None
+        arms = assign_between(names, spec.arm_ids, rng, blocks=blocks)
+        return {name: (arm,) for name, arm in arms.items()}
+    return counterbalanced_orders(names, spec.arm_ids, rng)
+
+
 async def measure_agent(
     run: _Run, persona: Persona, memories: Sequence[str], order: tuple[str, ...]
 ) -> None:
-    spec, llm = run.spec, run.llm
+    run.record(persona.name, await measure_persona(run.spec, run.llm, persona, memories, order))
+
+
+async def measure_persona(
+    spec: ExperimentSpec,
+    llm: LanguageModel,
+    persona: Persona,
+    memories: Sequence[str],
+    order: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """The answer rows of one agent under the arms of ``order``."""
     agent = await make_agent(llm, persona, memories)
 
     async def give(subject: Agent, arm: str) -> None:
@@ -298,7 +324,7 @@ async def measure_agent(
         return await measure_all(
             llm,
             subject,
-            spec.outcomes,
+            spec.outcomes_for(arm),
             SURVEY_TIME,
             memories=spec.memories,
             replicates=spec.replicates,
@@ -312,7 +338,7 @@ async def measure_agent(
     rows = []
     for position, arm in enumerate(order):
         rows += answer_rows(persona, arm, by_arm[arm], position=position, cluster=persona.name)
-    run.record(persona.name, rows)
+    return rows
 
 
 def answer_rows(
@@ -348,9 +374,7 @@ async def run_world(
 ) -> None:
     """Fork the town, intervene in one branch, run both, then survey everyone in each."""
     assert isinstance(spec.design, WorldDesign)
-    scenario = open_scenario(spec)
-    if n is not None and n < len(scenario.agent_names()):
-        scenario = scenario.with_agents(scenario.agent_names()[:n])
+    scenario = world_scenario(spec, n)
     write_json(out / "population.json", population_record(scenario_population(scenario)))
     names = scenario.agent_names()
     units = [(arm, name) for arm in (spec.control_arm, spec.treatment_arms[0]) for name in names]
@@ -359,19 +383,8 @@ async def run_world(
         for _ in units:
             run.tick()
         return
-    base = await Simulation.start(scenario, None, llm, SimulationConfig(seed=spec.seed))
-    fork_time = resolve_time(spec.design.fork_at, base.now)
-    if fork_time > base.now:
-        await base.run(until=fork_time)
-    stimulus = spec.stimulus[spec.treatment_arms[0]]
-    intervention = stimulus.intervention
-    assert intervention is not None
-
-    def intervene(sim: Simulation) -> None:
-        moment = max(resolve_time(intervention.at, sim.now), sim.now)
-        sim.schedule_intervention(moment, intervention.kind, dict(intervention.data))
-
-    branches = fork_world(base, intervene)
+    base = await world_at_fork(spec, llm, scenario)
+    branches = fork_world(base, intervention_for(spec))
     base.close()
     try:
         await run_branches(branches, spec.design.hours)
@@ -384,27 +397,72 @@ async def run_world(
         branches.close()
 
 
+def world_scenario(spec: ExperimentSpec, n: int | None) -> Scenario:
+    """The town of a world design (its first ``n`` agents when ``n`` is given)."""
+    scenario = open_scenario(spec)
+    if n is not None and n < len(scenario.agent_names()):
+        scenario = scenario.with_agents(scenario.agent_names()[:n])
+    return scenario
+
+
+async def world_at_fork(spec: ExperimentSpec, llm: LanguageModel, scenario: Scenario) -> Simulation:
+    """The town started from the file's seed and run to the design's fork time (unrecorded)."""
+    assert isinstance(spec.design, WorldDesign)
+    base = await Simulation.start(scenario, None, llm, SimulationConfig(seed=spec.seed))
+    fork_time = resolve_time(spec.design.fork_at, base.now)
+    if fork_time > base.now:
+        await base.run(until=fork_time)
+    return base
+
+
+def intervention_for(spec: ExperimentSpec) -> Callable[[Simulation], None]:
+    """Schedules the treatment arm's intervention in a branch (never before the branch's now)."""
+    intervention = spec.stimulus[spec.treatment_arms[0]].intervention
+    assert intervention is not None
+
+    def intervene(sim: Simulation) -> None:
+        moment = max(resolve_time(intervention.at, sim.now), sim.now)
+        sim.schedule_intervention(moment, intervention.kind, dict(intervention.data))
+
+    return intervene
+
+
 async def survey_branch(run: _Run, arm: str, sim: Simulation, scenario: Scenario) -> None:
-    spec = run.spec
-    homes = {a.persona.name: household(a.home) for a in scenario.agent_specs()}
+    homes = households(scenario)
 
     async def one(agent: Agent) -> None:
         unit = f"{arm}/{agent.name}"
         if run.log.done(unit):
             run.tick()
             return
-        answers = await measure_all(
-            run.llm,
-            agent,
-            spec.outcomes,
-            sim.now,
-            memories=spec.memories,
-            replicates=spec.replicates,
-        )
-        rows = answer_rows(agent.persona, arm, answers, position=0, cluster=homes[agent.name])
-        run.record(unit, rows)
+        run.record(unit, await survey_agent(run.spec, run.llm, arm, sim, agent, homes))
 
     await asyncio.gather(*(one(sim.agents[name]) for name in sorted(sim.agents)))
+
+
+async def survey_agent(
+    spec: ExperimentSpec,
+    llm: LanguageModel,
+    arm: str,
+    sim: Simulation,
+    agent: Agent,
+    homes: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """The answer rows of one agent of a world branch, clustered by household."""
+    answers = await measure_all(
+        llm,
+        agent,
+        spec.outcomes_for(arm),
+        sim.now,
+        memories=spec.memories,
+        replicates=spec.replicates,
+    )
+    return answer_rows(agent.persona, arm, answers, position=0, cluster=homes[agent.name])
+
+
+def households(scenario: Scenario) -> dict[str, str]:
+    """Each agent's household (see :func:`household`)."""
+    return {a.persona.name: household(a.home) for a in scenario.agent_specs()}
 
 
 def household(home: str) -> str:
@@ -418,6 +476,13 @@ def household(home: str) -> str:
 def finish(
     spec: ExperimentSpec, llm: LanguageModel, out: Path, log: ResponseLog
 ) -> ExperimentResult:
+    return write_results(spec, out, log, usage_of(llm))
+
+
+def write_results(
+    spec: ExperimentSpec, out: Path, log: ResponseLog, usage: dict[str, Any]
+) -> ExperimentResult:
+    """The response tables, the analysis, ``usage.json`` and the report, from the log."""
     notes = []
     responses = responses_frame(log.rows())
     responses.to_csv(out / "responses.csv", index=False)
@@ -427,7 +492,6 @@ def finish(
         notes.append("pyarrow is not installed: responses saved as CSV only")
     analysis = analyze(responses, spec, np.random.default_rng(spec.seed))
     analysis.to_csv(out / "analysis.csv", index=False)
-    usage = usage_of(llm)
     write_json(out / "usage.json", usage)
     write_report(out)
     return ExperimentResult(spec, out, responses, analysis, usage, notes)
