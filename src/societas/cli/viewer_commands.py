@@ -7,6 +7,7 @@ requests addressed to the loopback host; ``--host 0.0.0.0`` shares the run on th
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ import typer
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8765
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +36,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_host(text: str) -> bool:
+    """Whether ``text`` is an IP address or a host name (what ``--host`` may bind).
+
+    >>> is_host("0.0.0.0"), is_host("::1"), is_host("viewer.lan"), is_host("a b"), is_host("")
+    (True, True, True, False, False)
+    """
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return len(text) <= 253 and _HOST_NAME.fullmatch(text) is not None
+    return True
 
 
 def serve(
@@ -57,6 +73,8 @@ def serve(
     from societas.viewer.app import create_app
     from societas.viewer.store import RunNotFoundError
 
+    if not is_host(host):
+        raise typer.BadParameter(f"{host!r} is not an IP address or host name", param_hint="--host")
     loopback = is_loopback(host)
     # Host-header check against DNS rebinding; Starlette's check cannot parse IPv6 literals.
     allowed = [*LOOPBACK_NAMES, host] if loopback and ":" not in host else None

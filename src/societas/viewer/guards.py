@@ -1,7 +1,8 @@
 """Request limits and response headers for the viewer: a read-only, local-first server.
 
-Only GET and HEAD requests without a body and with a bounded URL get through; every response
-carries headers that keep the page on its own origin (the front end loads nothing from elsewhere).
+Only GET and HEAD requests without a body and with a bounded URL and headers get through; every
+response carries headers that keep the page on its own origin (the front end loads nothing from
+elsewhere).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_URL_BYTES = 4096
+MAX_HEADER_BYTES = 16 * 1024  # browsers send a few hundred bytes; this caps what a script may
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
         b"content-security-policy",
@@ -41,11 +43,18 @@ def _has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class RequestGuard:
-    """ASGI middleware: rejects oversized URLs (414) and request bodies (413); adds headers."""
+    """ASGI middleware: rejects oversized URLs (414), headers (431) and any body (413); adds
+    security headers to every response."""
 
-    def __init__(self, app: ASGIApp, max_url_bytes: int = MAX_URL_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_url_bytes: int = MAX_URL_BYTES,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
         self.app = app
         self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +62,9 @@ class RequestGuard:
             return
         if len(scope.get("raw_path") or b"") + len(scope["query_string"]) > self.max_url_bytes:
             await _reject(send, 414, f"URL longer than {self.max_url_bytes} bytes")
+            return
+        if sum(len(key) + len(value) for key, value in scope["headers"]) > self.max_header_bytes:
+            await _reject(send, 431, f"request headers larger than {self.max_header_bytes} bytes")
             return
         if _has_body(scope["headers"]):
             await _reject(send, 413, "request bodies are not accepted")

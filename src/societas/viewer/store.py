@@ -230,6 +230,8 @@ class RunReader:
         path = self.run_dir / SUMMARY_NAME
         if not path.is_file():
             return None
+        if not path.resolve().is_relative_to(self.run_dir):
+            raise RunDataError(f"{SUMMARY_NAME}: links to a file outside the run directory")
         try:
             if path.stat().st_size > MAX_SUMMARY_BYTES:
                 raise RunDataError(f"{SUMMARY_NAME}: larger than {MAX_SUMMARY_BYTES} bytes")

@@ -26,6 +26,14 @@ def last_of_kind_sql(meta: RunMeta) -> str:
     )
 
 
+def _after(base: datetime, minutes: float) -> datetime | None:
+    """``base`` plus ``minutes``; None past the calendar's end (a step far beyond any run)."""
+    try:
+        return base + timedelta(minutes=minutes)
+    except OverflowError:
+        return None
+
+
 def time_at_step(conn: sqlite3.Connection, meta: RunMeta, step: int) -> datetime | None:
     """The game time of ``step``: the newest recorded time at or before it, plus whole steps."""
     row = conn.execute(
@@ -35,9 +43,9 @@ def time_at_step(conn: sqlite3.Connection, meta: RunMeta, step: int) -> datetime
     if row is not None:
         base = parse_time(row[1])
         if base is not None:
-            return base + timedelta(minutes=minutes * (step - int(row[0])))
+            return _after(base, minutes * (step - int(row[0])))
     if meta.start_time is not None:
-        return meta.start_time + timedelta(minutes=minutes * step)
+        return _after(meta.start_time, minutes * step)
     return None
 
 
@@ -178,8 +186,9 @@ def step_times(conn: sqlite3.Connection, meta: RunMeta, start: int, end: int) ->
             times[str(step)] = recorded[step]
             base, base_step = parse_time(recorded[step]), step
         elif base is not None:
-            moment = base + timedelta(minutes=meta.minutes_per_step * (step - base_step))
-            times[str(step)] = moment.isoformat()
+            moment = _after(base, meta.minutes_per_step * (step - base_step))
+            if moment is not None:
+                times[str(step)] = moment.isoformat()
     return times
 
 

@@ -692,7 +692,10 @@ def _line(node: yaml.Node) -> int:
 
 
 def _read_yaml(text: str, source: str) -> tuple[Any, _YamlReader]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # refuses control characters at once
+    except yaml.reader.ReaderError as error:
+        raise ScenarioError([_unprintable(error, text)], source) from None
     reader = _YamlReader(loader)
     try:
         node = loader.get_single_node()
@@ -708,11 +711,19 @@ def _read_yaml(text: str, source: str) -> tuple[Any, _YamlReader]:
         problem = error.problem or error.context or "malformed"
         raise ScenarioError([Issue((), f"invalid YAML: {problem}", line)], source) from None
     except yaml.YAMLError as error:
-        raise ScenarioError([Issue((), f"invalid YAML: {error}")], source) from None
+        message = " ".join(str(error).split())
+        raise ScenarioError([Issue((), f"invalid YAML: {message}")], source) from None
     except RecursionError:
         raise ScenarioError([Issue((), "invalid YAML: nested too deeply")], source) from None
     finally:
         loader.dispose()
+
+
+def _unprintable(error: yaml.reader.ReaderError, text: str) -> Issue:
+    character = error.character
+    shown = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+    line = text.count("\n", 0, max(0, error.position)) + 1
+    return Issue((), f"invalid YAML: character {shown} is not allowed ({error.reason})", line)
 
 
 # -- loading ----------------------------------------------------------------------------------
