@@ -10,7 +10,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from societas.cli import experiment_commands, model_commands, run_commands, viewer_commands
+from societas.cli import (
+    evaluate_commands,
+    experiment_commands,
+    model_commands,
+    run_commands,
+    validate_commands,
+    viewer_commands,
+)
 
 app = typer.Typer(
     name="societas",
@@ -38,6 +45,8 @@ run_commands.register(app)
 model_commands.register(app)
 viewer_commands.register(app)
 experiment_commands.register(app)
+evaluate_commands.register(app)
+validate_commands.register(app)
 
 
 def main() -> None:
