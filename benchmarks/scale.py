@@ -28,21 +28,19 @@ import shutil
 import sys
 import tempfile
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
 
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import HashEmbedder, SchemaFiller, ScriptedCall
+from societas.llm.narrowing import AnswerSchema
 from societas.llm.types import FloatMatrix, LLMOutputError, Message, SamplingParams, SchemaT
 from societas.memory.retrieval import retrieve
 from societas.memory.stream import MemoryStream
@@ -97,7 +95,6 @@ class ReplayedModel:
         self.embedded_texts = 0
         self.answer_s = 0.0
         self._fillers: dict[tuple[str, int], SchemaFiller] = {}
-        self._schemas = _SchemaCache()
 
     def _filler(self, prompt: str) -> SchemaFiller:
         home = _field(prompt, "Home: ")
@@ -124,8 +121,6 @@ class ReplayedModel:
     def _answer(self, call: ScriptedCall) -> Any:
         started = time.perf_counter()
         try:
-            if call.schema is not None:
-                call = replace(call, schema=self._schemas.of(call.schema))
             return self._filler(call.prompt_text).responder(call)
         finally:
             self.answer_s += time.perf_counter() - started
@@ -133,7 +128,7 @@ class ReplayedModel:
     async def generate(
         self,
         messages: Sequence[Message],
-        schema: type[SchemaT],
+        schema: AnswerSchema[SchemaT],
         *,
         purpose: str,
         params: SamplingParams | None = None,
@@ -182,32 +177,6 @@ class ReplayedModel:
             return self.embedder.embed_sync(texts)
         finally:
             self.answer_s += time.perf_counter() - started
-
-
-class _SchemaCache:
-    """Each answer class's JSON schema, built once (pydantic builds it anew on every call).
-
-    Stands in for the class in a :class:`ScriptedCall`: the filler only asks for the schema.
-    """
-
-    def __init__(self) -> None:
-        self._schemas: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def of(self, schema: type[BaseModel]) -> Any:
-        built = self._schemas.get(schema)
-        if built is None:
-            built = self._schemas[schema] = schema.model_json_schema()
-        return _BuiltSchema(built)
-
-
-@dataclass(frozen=True)
-class _BuiltSchema:
-    schema: dict[str, Any]
-
-    def model_json_schema(self) -> dict[str, Any]:
-        return self.schema
 
 
 def _field(prompt: str, label: str) -> str:

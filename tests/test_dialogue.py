@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from societas.agents.cognition.dialogue import (
     Conversation,
@@ -233,10 +235,31 @@ async def test_participants_and_turns_are_validated() -> None:
         await talk(INVITATION, max_turns=9)
 
 
-def test_conversation_schema_is_cached_per_participants_and_places() -> None:
-    first = conversation_answer(("A", "B"), ("x",), 6)
-    assert conversation_answer(("A", "B"), ("x",), 6) is first
-    assert conversation_answer(("A", "C"), ("x",), 6) is not first
+def test_conversation_schema_allows_only_its_speakers_places_and_lengths() -> None:
+    schema = conversation_answer(("A", "B"), ("x",), 4)
+    answer = {
+        "turns": [{"who": "A", "say": "Hi"}, {"who": "B", "say": "Hello"}],
+        "gist": "greetings",
+        "after": [
+            {"who": who, "memory": "m", "imp": 3, "plans": [], "notes": []} for who in ("A", "B")
+        ],
+    }
+    assert schema.model_validate(answer).turns[1].who == "B"
+    for path, bad in [
+        (("turns", 0, "who"), "C"),
+        (("after", 1, "who"), "C"),
+        (("after", 0, "plans"), [{"what": "w", "place": "y", "time": "none"}]),
+        (("after", 0, "notes"), [{"about": "B", "note": "n"}] * 2),
+        (("turns",), [{"who": "A", "say": "x"}] * 5),
+        (("after",), answer["after"][:1]),
+    ]:
+        broken = json.loads(json.dumps(answer))
+        node = broken
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = bad
+        with pytest.raises(ValidationError):
+            schema.model_validate(broken)
 
 
 @pytest.mark.model

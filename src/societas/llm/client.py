@@ -23,7 +23,8 @@ Examples
 >>> from pydantic import BaseModel
 >>> from societas.llm.fake import HashEmbedder
 >>> from societas.llm.fake_backend import ScriptedBackend
->>> from societas.llm.types import Message
+>>> from societas.llm.narrowing import AnswerSchema, json_schema_of
+from societas.llm.types import Message
 >>> class Mood(BaseModel):
 ...     mood: str
 >>> backend = ScriptedBackend(['{"mood": "calm"}'])
@@ -42,7 +43,6 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import random
@@ -52,11 +52,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from societas.llm.cache import CachedAnswer, CacheError, CacheKind, ResponseCache, cache_key
 from societas.llm.jsonrepair import Expect, JSONExtractionError, extract_json
 from societas.llm.meter import CallRecord, Meter
+from societas.llm.narrowing import AnswerSchema, json_schema_of
 from societas.llm.types import (
     BackendTransientError,
     ChatBackend,
@@ -186,7 +187,7 @@ class LLM:
     async def generate(
         self,
         messages: Sequence[Message],
-        schema: type[SchemaT],
+        schema: AnswerSchema[SchemaT],
         *,
         purpose: str,
         params: SamplingParams | None = None,
@@ -198,7 +199,7 @@ class LLM:
         is valid, :class:`LLMUnavailableError` when the backend keeps failing.
         """
         chosen = self._params(purpose, params)
-        json_schema = _json_schema_of(schema)
+        json_schema = json_schema_of(schema)
         request = self._request(
             "chat", purpose, self.model_id, messages, chosen, json_schema, sample_index
         )
@@ -399,7 +400,7 @@ class LLM:
         self,
         request: _Request,
         messages: list[Message],
-        schema: type[BaseModel],
+        schema: AnswerSchema[Any],
         json_schema: dict[str, Any],
         params: SamplingParams,
         trace: _Trace,
@@ -423,7 +424,7 @@ class LLM:
         self,
         request: _Request,
         messages: list[Message],
-        schema: type[BaseModel],
+        schema: AnswerSchema[Any],
         json_schema: dict[str, Any],
         params: SamplingParams,
         trace: _Trace,
@@ -446,7 +447,7 @@ class LLM:
         self,
         request: _Request,
         messages: list[Message],
-        schema: type[BaseModel],
+        schema: AnswerSchema[Any],
         json_schema: dict[str, Any],
         params: SamplingParams,
         trace: _Trace,
@@ -605,15 +606,6 @@ class LLM:
 # -- structured-output helpers -------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema of an answer class, built once per class (pydantic takes milliseconds).
-
-    Shared between calls: nothing downstream may modify it.
-    """
-    return schema.model_json_schema()
-
-
 def compact_schema(json_schema: dict[str, Any]) -> str:
     """The schema as short JSON for a prompt: no titles, no spaces."""
     return json.dumps(_without_titles(json_schema), separators=(",", ":"), ensure_ascii=False)
@@ -653,7 +645,7 @@ def repair_messages(messages: Sequence[Message], bad_answer: str, problem: str) 
     ]
 
 
-def _valid_json(text: str, schema: type[BaseModel], json_schema: dict[str, Any]) -> str:
+def _valid_json(text: str, schema: AnswerSchema[Any], json_schema: dict[str, Any]) -> str:
     """The answer's JSON text if it validates against ``schema``; raises _InvalidAnswer."""
     shape = json_schema.get("type")
     expect: Expect = shape if shape in ("object", "array") else "any"

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
+from societas.llm.narrowing import AnswerSchema, json_schema_of
 from societas.llm.types import FloatMatrix, LLMOutputError, Message, SamplingParams, SchemaT
 
 
@@ -37,7 +37,7 @@ class ScriptedCall:
 
     purpose: str
     messages: tuple[Message, ...]
-    schema: type[BaseModel] | None
+    schema: AnswerSchema[Any] | None
     params: SamplingParams | None
     sample_index: int
 
@@ -60,7 +60,7 @@ class ScriptedLLM:
     async def generate(
         self,
         messages: Sequence[Message],
-        schema: type[SchemaT],
+        schema: AnswerSchema[SchemaT],
         *,
         purpose: str,
         params: SamplingParams | None = None,
@@ -69,8 +69,6 @@ class ScriptedLLM:
         call = ScriptedCall(purpose, tuple(messages), schema, params, sample_index)
         self.calls.append(call)
         answer = self.responder(call)
-        if isinstance(answer, schema):
-            return answer
         try:
             if isinstance(answer, str):
                 return schema.model_validate_json(answer)
@@ -186,7 +184,7 @@ class SchemaFiller:
         self._turn.clear()
         if call.schema is None:
             return self._hint("text") or "ok"
-        return self.fill(call.schema.model_json_schema())
+        return self.fill(json_schema_of(call.schema))
 
     def _value(self, node: dict[str, Any], root: dict[str, Any], field_name: str) -> Any:
         if "$ref" in node:

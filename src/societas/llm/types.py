@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from societas.llm.narrowing import AnswerSchema
+
 Role = Literal["system", "user", "assistant"]
 FloatMatrix = npt.NDArray[np.float32]
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -155,7 +157,7 @@ class LanguageModel(Protocol):
     async def generate(
         self,
         messages: Sequence[Message],
-        schema: type[SchemaT],
+        schema: AnswerSchema[SchemaT],
         *,
         purpose: str,
         params: SamplingParams | None = None,

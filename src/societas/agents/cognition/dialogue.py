@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,15 +39,13 @@ from societas.agents.cognition.schemas import (
     ask,
     bullet_list,
     choice_or_none,
-    list_of,
-    literal_of,
     model_text,
     moment_text,
     one_line,
     parse_clock,
-    refine,
 )
 from societas.agents.persona import Persona
+from societas.llm.narrowing import Count, Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
 
 MIN_PEOPLE, MAX_PEOPLE = 2, 3
@@ -169,27 +166,21 @@ class ConversationAnswer(BaseModel):
     after: list[OutcomeAnswer] = Field(min_length=1, max_length=MAX_PEOPLE)
 
 
-@lru_cache(maxsize=256)
 def conversation_answer(
     names: tuple[str, ...], places: tuple[str, ...], max_turns: int
-) -> type[ConversationAnswer]:
+) -> Narrowed[ConversationAnswer]:
     """``ConversationAnswer`` for these speakers, commitment places and turn bound."""
-    speaker = literal_of(names)
-    turn = refine(TurnAnswer, "TurnAnswer", who=speaker)
-    plan = refine(PlanAnswer, "PlanAnswer", place=literal_of((*places, NONE)))
-    note = refine(NoteAnswer, "NoteAnswer", about=speaker)
-    outcome = refine(
-        OutcomeAnswer,
-        "OutcomeAnswer",
-        who=speaker,
-        plans=list_of(plan),
-        notes=(list_of(note), Field(max_length=len(names) - 1)),
-    )
-    return refine(
+    return narrow(
         ConversationAnswer,
-        "ConversationAnswer",
-        turns=(list_of(turn), Field(min_length=MIN_TURNS, max_length=max_turns)),
-        after=(list_of(outcome), Field(min_length=len(names), max_length=len(names))),
+        {
+            "turns": Count(min=MIN_TURNS, max=max_turns),
+            "turns.who": names,
+            "after": Count(min=len(names), max=len(names)),
+            "after.who": names,
+            "after.plans.place": (*places, NONE),
+            "after.notes": Count(max=len(names) - 1),
+            "after.notes.about": names,
+        },
     )
 
 

@@ -18,21 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from societas.agents.cognition.schemas import (
     ask,
     bullet_list,
-    literal_of,
     model_text,
     moment_text,
     one_line,
     persona_variables,
-    refine,
 )
 from societas.agents.persona import Persona
+from societas.llm.narrowing import Between, Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
 
 INTERVIEW_MAX_TOKENS = 160
@@ -73,14 +71,12 @@ class SurveyScale(BaseModel):
     reason: str
 
 
-@lru_cache(maxsize=256)
-def choice_answer(options: tuple[str, ...]) -> type[ChoiceAnswer]:
-    return refine(ChoiceAnswer, "ChoiceAnswer", answer=literal_of(options))
+def choice_answer(options: tuple[str, ...]) -> Narrowed[ChoiceAnswer]:
+    return narrow(ChoiceAnswer, {"answer": options})
 
 
-@lru_cache(maxsize=256)
-def scale_answer(low: int, high: int) -> type[ScaleAnswer]:
-    return refine(ScaleAnswer, "ScaleAnswer", answer=(int, Field(ge=low, le=high)))
+def scale_answer(low: int, high: int) -> Narrowed[ScaleAnswer]:
+    return narrow(ScaleAnswer, {"answer": Between(ge=low, le=high)})
 
 
 def _context(persona: Persona, memories: Sequence[str], now: datetime | None) -> dict[str, str]:

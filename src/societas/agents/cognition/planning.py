@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from functools import lru_cache
 from typing import NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,17 +43,15 @@ from societas.agents.cognition.schemas import (
     choice_or_none,
     day_text,
     format_clock,
-    list_of,
-    literal_of,
     minute_of_day,
     model_text,
     moment_text,
     one_line,
     parse_clock,
     persona_variables,
-    refine,
 )
 from societas.agents.persona import Persona
+from societas.llm.narrowing import Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
 
 FREE_TIME = "free time at home"
@@ -233,28 +230,19 @@ class DecompositionAnswer(BaseModel):
     steps: list[StepAnswer] = Field(min_length=2, max_length=8)
 
 
-@lru_cache(maxsize=64)
-def _block_answer(places: tuple[str, ...]) -> type[BlockAnswer]:
-    return refine(BlockAnswer, "BlockAnswer", place=literal_of(places))
-
-
-@lru_cache(maxsize=64)
-def day_plan_answer(places: tuple[str, ...]) -> type[DayPlanAnswer]:
+def day_plan_answer(places: tuple[str, ...]) -> Narrowed[DayPlanAnswer]:
     """``DayPlanAnswer`` with ``place`` restricted to ``places``."""
-    return refine(DayPlanAnswer, "DayPlanAnswer", blocks=list_of(_block_answer(places)))
+    return narrow(DayPlanAnswer, {"blocks.place": places})
 
 
-@lru_cache(maxsize=64)
-def revision_answer(places: tuple[str, ...]) -> type[RevisionAnswer]:
+def revision_answer(places: tuple[str, ...]) -> Narrowed[RevisionAnswer]:
     """``RevisionAnswer`` with ``place`` restricted to ``places``."""
-    return refine(RevisionAnswer, "RevisionAnswer", blocks=list_of(_block_answer(places)))
+    return narrow(RevisionAnswer, {"blocks.place": places})
 
 
-@lru_cache(maxsize=256)
-def decomposition_answer(objects: tuple[str, ...]) -> type[DecompositionAnswer]:
+def decomposition_answer(objects: tuple[str, ...]) -> Narrowed[DecompositionAnswer]:
     """``DecompositionAnswer`` with ``obj`` restricted to ``objects`` and ``"none"``."""
-    step = refine(StepAnswer, "StepAnswer", obj=literal_of((*objects, NONE)))
-    return refine(DecompositionAnswer, "DecompositionAnswer", steps=list_of(step))
+    return narrow(DecompositionAnswer, {"steps.obj": (*objects, NONE)})
 
 
 # --- schedule repair -------------------------------------------------------------------------

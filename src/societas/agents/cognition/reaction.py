@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,14 +31,13 @@ from societas.agents.cognition.schemas import (
     ask,
     bullet_list,
     choice_or_none,
-    literal_of,
     model_text,
     moment_text,
     one_line,
     persona_variables,
-    refine,
 )
 from societas.agents.persona import Persona
+from societas.llm.narrowing import Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
 
 Choice = Literal["continue", "talk", "replan"]
@@ -100,19 +98,12 @@ class ReactionAnswer(BaseModel):
     mins: int = Field(ge=DETOUR_MINUTES[0], le=DETOUR_MINUTES[1])
 
 
-@lru_cache(maxsize=256)
 def reaction_answer(
     choices: tuple[str, ...], names: tuple[str, ...], places: tuple[str, ...] = ()
-) -> type[ReactionAnswer]:
+) -> Narrowed[ReactionAnswer]:
     """``ReactionAnswer`` allowing ``choices``, a target among ``names`` or ``"none"`` and a
     detour place among ``places`` or ``"none"``."""
-    return refine(
-        ReactionAnswer,
-        "ReactionAnswer",
-        do=literal_of(choices),
-        who=literal_of((*names, NONE)),
-        at=literal_of((*places, NONE)),
-    )
+    return narrow(ReactionAnswer, {"do": choices, "who": (*names, NONE), "at": (*places, NONE)})
 
 
 async def decide_reaction(

@@ -1,10 +1,9 @@
 """Shared pieces of the cognition calls' answer schemas and prompts.
 
 Answer models are declared once as static pydantic classes with plain ``str`` fields (what the
-prompt templates name) and narrowed at call time: :func:`refine` subclasses a model with some fields
-re-annotated as ``Literal`` enums of the values allowed *now* (visible agents, rooms, objects), so
-llama.cpp's JSON-schema grammar can only produce those values. Callers cache the refined models per
-tuple of values.
+prompt templates name) and narrowed per call with :func:`societas.llm.narrowing.narrow` to the
+values allowed *now* (visible agents, rooms, objects), so llama.cpp's JSON-schema grammar can only
+produce those values; no class is built per call.
 
 :func:`ask` renders a template of ``prompts/`` and makes the ONE bounded model call each cognition
 step is allowed.
@@ -22,15 +21,15 @@ Examples
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel
 
 from societas.agents.persona import Persona
+from societas.llm.narrowing import AnswerSchema
 from societas.llm.types import LanguageModel, Message, SamplingParams
 from societas.prompts import load_prompt
 
@@ -42,46 +41,6 @@ NONE = "none"
 MINUTES_PER_DAY = 24 * 60
 CLOCK_STEP = 5
 _CLOCK = re.compile(r"^\s*(\d{1,2})(?:\s*[:.h]\s*(\d{1,2}))?\s*([ap])?\.?\s*m?\.?\s*$", re.I)
-
-
-def literal_of(values: Iterable[str]) -> Any:
-    """A ``Literal`` type of ``values`` (duplicates dropped, order kept).
-
-    >>> literal_of(["a", "b", "a"])
-    typing.Literal['a', 'b']
-    """
-    unique = tuple(dict.fromkeys(values))
-    if not unique:
-        raise ValueError("an enum needs at least one allowed value")
-    return cast(Any, Literal)[unique]
-
-
-def list_of(item: type[BaseModel]) -> Any:
-    """The annotation ``list[item]`` for a model class built at run time."""
-    return cast(Any, list)[item]
-
-
-def refine(base: type[ModelT], name: str, **fields: Any) -> type[ModelT]:
-    """Subclass ``base`` with some fields narrowed.
-
-    A field given as an annotation keeps its other constraints from ``base``; one given as
-    ``(annotation, Field(...))`` takes the new constraints instead.
-
-    >>> class Pick(BaseModel):
-    ...     who: str
-    >>> Narrow = refine(Pick, "PickNarrow", who=literal_of(["Ada", "Bo"]))
-    >>> Narrow.model_json_schema()["properties"]["who"]["enum"]
-    ['Ada', 'Bo']
-    """
-    definitions: dict[str, Any] = {}
-    for field, spec in fields.items():
-        if field not in base.model_fields:
-            raise ValueError(f"{base.__name__} has no field {field!r}")
-        if isinstance(spec, tuple):
-            definitions[field] = spec
-        else:
-            definitions[field] = (spec, copy.copy(base.model_fields[field]))
-    return create_model(name, __base__=base, __module__=base.__module__, **definitions)
 
 
 def choice_or_none(value: str) -> str | None:
@@ -177,7 +136,7 @@ def persona_variables(persona: Persona) -> dict[str, str]:
 
 async def ask(
     llm: LanguageModel,
-    schema: type[ModelT],
+    schema: AnswerSchema[ModelT],
     template: str,
     variables: Mapping[str, Any],
     *,
