@@ -106,6 +106,34 @@ async def test_an_interrupted_run_measures_only_the_missing_agents(tmp_path: Pat
     assert third.calls == []
 
 
+async def test_an_answer_the_model_cannot_give_is_missing_and_the_rest_go_on(
+    tmp_path: Path,
+) -> None:
+    spec = experiment_from_text(EXAMPLE)
+    stubborn: list[str] = []
+
+    def responder(call: ScriptedCall) -> object:
+        if not stubborn or stubborn[0] in call.prompt_text:  # the first agent asked never complies
+            if not stubborn:
+                stubborn.append(call.prompt_text.split("You are ", 1)[1].split(".")[0])
+            return {"answer": "C", "why": "neither"}
+        return framing_responder(call)
+
+    result = await run_experiment(spec, scripted(responder), tmp_path, n=8)
+    responses = pd.read_csv(tmp_path / "responses.csv")
+    failed = responses[responses["value"].isna()]
+    assert len(responses) == 8 and len(failed) == 1
+    assert failed["agent"].iloc[0] == stubborn[0]
+    assert "invalid" in failed["error"].iloc[0] and responses["error"].notna().sum() == 1
+    assert any("1 of 8 answers are missing" in note for note in result.notes)
+    assert json.loads((tmp_path / "usage.json").read_text())["missing_answers"] == 1
+    counts = result.analysis.query("section == 'arm'")["n"].sum()
+    assert counts == 7  # the analysis uses the seven answers there are
+    again = scripted(responder)
+    await run_experiment(spec, again, tmp_path, n=8)
+    assert again.calls == []  # a missing answer is recorded, not asked again on resume
+
+
 async def test_another_experiment_in_the_same_folder_is_refused(tmp_path: Path) -> None:
     await run_experiment(experiment_from_text(EXAMPLE), scripted(framing_responder), tmp_path, n=4)
     other = experiment_from_text(EXAMPLE.replace("seed: 7", "seed: 8"))

@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from societas.experiments.spec import (
     NumericOutcome,
     OpenOutcome,
 )
-from societas.llm.types import LanguageModel
+from societas.llm.types import LanguageModel, LLMOutputError
 from societas.memory.retrieval import RetrievalWeights
 from societas.prompts import load_prompt
 
@@ -56,11 +57,20 @@ class GradeAnswer(BaseModel):
 @dataclass(frozen=True)
 class Measurement:
     """One answer: ``value`` is the number analysed (scale point, 1/0 for the success option,
-    the judge's score); ``answer`` what the agent said; ``reason`` why."""
+    the judge's score); ``answer`` what the agent said; ``reason`` why.
+
+    ``error`` says why there is no answer (the model gave no valid one even after its repair and
+    fresh asks); ``value`` is then NaN, and the analysis leaves the measurement out.
+    """
 
     value: float
     answer: str
     reason: str
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: LLMOutputError) -> Measurement:
+        return cls(math.nan, "", "", error=str(error))
 
 
 async def measure(
@@ -161,12 +171,22 @@ async def measure_all(
 ) -> list[tuple[str, int, Measurement]]:
     """Every outcome, ``replicates`` times each: ``(outcome id, replicate, measurement)``.
 
-    Replicates are deliberate repeated samples of the same prompt (``sample_index``).
+    Replicates are deliberate repeated samples of the same prompt (``sample_index``). A question
+    the model cannot answer validly becomes a failed :class:`Measurement` and the others go on; an
+    unreachable model (:class:`~societas.llm.types.LLMUnavailableError`) still stops the survey,
+    which resumes later.
     """
     jobs = [(o, r) for o in outcomes for r in range(replicates)]
-    answers = await asyncio.gather(
-        *(measure(llm, agent, o, now, memories=memories, sample_index=r) for o, r in jobs)
-    )
+
+    async def one(outcome: AnyOutcome, replicate: int) -> Measurement:
+        try:
+            return await measure(
+                llm, agent, outcome, now, memories=memories, sample_index=replicate
+            )
+        except LLMOutputError as error:
+            return Measurement.failed(error)
+
+    answers = await asyncio.gather(*(one(o, r) for o, r in jobs))
     return [(o.id, r, m) for (o, r), m in zip(jobs, answers, strict=True)]
 
 

@@ -344,21 +344,24 @@ async def measure_persona(
 def answer_rows(
     persona: Persona, arm: str, answers: Answers, *, position: int, cluster: str
 ) -> list[dict[str, Any]]:
-    return [
-        {
+    rows = []
+    for outcome, replicate, m in answers:
+        row = {
             "agent": persona.name,
             "arm": arm,
             "outcome": outcome,
             "replicate": replicate,
             "position": position,
-            "value": m.value,
+            "value": None if m.error else m.value,
             "answer": m.answer,
             "reason": m.reason,
             "cluster": cluster,
             "demographics": dict(persona.demographics),
         }
-        for outcome, replicate, m in answers
-    ]
+        if m.error:  # only failed rows carry the column, so clean runs' tables stay as they were
+            row["error"] = m.error
+        rows.append(row)
+    return rows
 
 
 # --- world design -------------------------------------------------------------------------------
@@ -490,7 +493,14 @@ def write_results(
         responses.to_parquet(out / "responses.parquet", index=False)
     else:
         notes.append("pyarrow is not installed: responses saved as CSV only")
-    analysis = analyze(responses, spec, np.random.default_rng(spec.seed))
+    answered = responses.dropna(subset=["value"])
+    if missing := len(responses) - len(answered):
+        notes.append(
+            f"{missing} of {len(responses)} answers are missing (no valid model answer; "
+            "see the 'error' column of responses.csv) and are left out of the analysis"
+        )
+        usage = {**usage, "missing_answers": missing}
+    analysis = analyze(answered, spec, np.random.default_rng(spec.seed))
     analysis.to_csv(out / "analysis.csv", index=False)
     write_json(out / "usage.json", usage)
     write_report(out)
@@ -500,9 +510,8 @@ def write_results(
 def responses_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows with their demographics spread into columns (those not clashing with the others)."""
     base = [{k: v for k, v in row.items() if k != "demographics"} for row in rows]
-    frame = pd.DataFrame(
-        base, columns=list(base[0]) if base else ["agent", "arm", "outcome", "value"]
-    )
+    columns = list(dict.fromkeys(k for row in base for k in row))
+    frame = pd.DataFrame(base, columns=columns or ["agent", "arm", "outcome", "value"])
     demographics = pd.DataFrame([row.get("demographics") or {} for row in rows], index=frame.index)
     extra = [c for c in demographics.columns if c not in frame.columns]
     return pd.concat([frame, demographics[extra]], axis=1)
