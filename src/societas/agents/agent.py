@@ -125,11 +125,26 @@ class Agent:
         ``touch`` refreshes their last access (recalling keeps a memory fresh); interviews from
         outside the world pass False so asking does not change the agent.
         """
-        if k == 0 or len(self.memory) == 0:
-            return []
-        vector = (await llm.embed([query], is_query=True))[0]
-        ids = retrieve(self.memory, vector, now, k=k, weights=weights, touch=touch)
-        return self.memory.texts(ids)
+        return (await self.recall_each(llm, [query], now, k=k, weights=weights, touch=touch))[0]
+
+    async def recall_each(
+        self,
+        llm: LanguageModel,
+        queries: Sequence[str],
+        now: datetime,
+        *,
+        k: int,
+        weights: RetrievalWeights,
+        touch: bool = True,
+    ) -> list[list[str]]:
+        """:meth:`recall` for each query in turn, with the queries embedded in one request."""
+        if not queries or k == 0 or len(self.memory) == 0:
+            return [[] for _ in queries]
+        vectors = await llm.embed(list(queries), is_query=True)
+        return [
+            self.memory.texts(retrieve(self.memory, vector, now, k=k, weights=weights, touch=touch))
+            for vector in vectors
+        ]
 
     async def maybe_reflect(
         self, llm: LanguageModel, now: datetime, config: SimulationConfig, weights: RetrievalWeights

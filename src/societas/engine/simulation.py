@@ -463,15 +463,10 @@ class Simulation:
 
         async def decide(agent: Agent) -> Any:
             others = candidates[agent.name]
+            recalled = await agent.recall_each(self.llm, others, now, k=3, weights=self.weights)
             visible = [
-                SeenAgent(
-                    name=other,
-                    activity=self.world.activity(other),
-                    memories=tuple(
-                        await agent.recall(self.llm, other, now, k=3, weights=self.weights)
-                    ),
-                )
-                for other in others
+                SeenAgent(name=other, activity=self.world.activity(other), memories=tuple(texts))
+                for other, texts in zip(others, recalled, strict=True)
             ]
             return await decide_reaction(
                 self.llm,
