@@ -325,13 +325,20 @@ async def test_when_every_endpoint_is_down_calls_wait_then_fail(
         with pytest.raises(BackendTransientError, match="no healthy endpoint"):
             await pool.chat(ask("two"), PARAMS)
         assert time.monotonic() - started >= 0.25  # it waited for a recovery first
-        # A recovery during the wait lets the call through.
-        waiting = asyncio.ensure_future(pool.chat(ask("three"), PARAMS))
+    finally:
+        await pool.aclose()
+    # A recovery during the wait lets the call through (a long wait: a busy machine is slow).
+    patient = pool_of([only.url], unhealthy_after=1, probe_interval_s=0.05, recovery_wait_s=30)
+    try:
+        with pytest.raises(BackendTransientError, match="HTTP 500"):
+            await patient.chat(ask("four"), PARAMS)
+        waiting = asyncio.ensure_future(patient.chat(ask("three"), PARAMS))
         await asyncio.sleep(0.05)
+        assert not waiting.done()
         only.mode = "ok"
         assert Mood.model_validate_json((await waiting).text).mood == "calm"
     finally:
-        await pool.aclose()
+        await patient.aclose()
 
 
 async def test_client_errors_are_final_not_moved_elsewhere(servers: list[FakeServer]) -> None:
