@@ -25,6 +25,9 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from societas.cli.app import app
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.simulation import Simulation
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.endpoints import (
@@ -47,6 +50,7 @@ from societas.llm.types import (
     Message,
 )
 from societas.llm.types import SamplingParams as Params
+from societas.world.scenario import load_scenario
 
 Mode = Literal["ok", "fail", "close", "echo-auth", "reject"]
 SECRET = "sk-test-5ecret-value-0123456789"
@@ -577,3 +581,23 @@ def test_cli_asks_through_an_endpoints_file(servers: list[FakeServer], tmp_path:
         f"error: {expected}, unable to parse string as an integer"
     )
     assert "Traceback" not in bad.output
+
+
+async def test_a_run_store_keeps_each_endpoints_counts(
+    servers: list[FakeServer], tmp_path: Path
+) -> None:
+    pool = pool_of([servers[0].url, servers[1].url])
+    llm = LLM(pool, HashEmbedder())
+    try:
+        await llm.generate(ask("a"), Mood, purpose="x")
+        await llm.generate(ask("b"), Mood, purpose="x")
+        no_memory = SimulationConfig(memory=False)  # these servers only answer Mood
+        sim = await Simulation.start(load_scenario("duo"), tmp_path / "run", llm, no_memory)
+        sim.close("finished")
+    finally:
+        await llm.aclose()
+    with RunStore.open(tmp_path / "run", readonly=True) as store:
+        stored = store.get_meta("endpoints")
+    assert [e["url"] for e in stored] == [servers[0].url, servers[1].url]
+    assert sum(e["calls"] for e in stored) == 2 and all(e["healthy"] for e in stored)
+    assert "key" not in json.dumps(stored).lower()

@@ -31,6 +31,7 @@ from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, RunStoreError
 from societas.llm.meter import CallRecord, Meter
+from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError, LLMOutputError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
@@ -226,6 +227,8 @@ class Simulation:
         if self.store is not None:
             store, self.store = self.store, None
             try:
+                if (endpoints := endpoint_stats(self.llm)) is not None:
+                    store.set_meta("endpoints", endpoints)
                 store.set_meta("status", status)
             finally:
                 store.close()

@@ -332,3 +332,12 @@ class EndpointPool:
             log.info("%s answers its health probe again; it takes calls again", endpoint.url)
             self._wake()
         endpoint.probe = None
+
+
+def endpoint_stats(llm: object) -> list[dict[str, Any]] | None:
+    """Per-endpoint counts of the pool behind ``llm`` (an :class:`~societas.llm.client.LLM`), as
+    JSON-ready dicts; None when its chat backend is not a pool."""
+    backend = getattr(llm, "chat_backend", None)
+    if not isinstance(backend, EndpointPool):
+        return None
+    return [stats.model_dump(mode="json") for stats in backend.stats()]
