@@ -31,7 +31,7 @@ from societas.agents.persona import Persona
 from societas.engine.config import SimulationConfig
 from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
-from societas.memory.retrieval import RetrievalWeights, retrieve
+from societas.memory.retrieval import RetrievalWeights, retrieve, retrieve_each
 from societas.memory.stream import MemoryStream
 
 MINUTES_PER_DAY = 24 * 60
@@ -137,14 +137,16 @@ class Agent:
         weights: RetrievalWeights,
         touch: bool = True,
     ) -> list[list[str]]:
-        """:meth:`recall` for each query in turn, with the queries embedded in one request."""
+        """:meth:`recall` for several queries at the same moment: embedded in one request and
+        scored in one pass (what one query brings to mind does not freshen it for the next)."""
         if not queries or k == 0 or len(self.memory) == 0:
             return [[] for _ in queries]
         vectors = await llm.embed(list(queries), is_query=True)
-        return [
-            self.memory.texts(retrieve(self.memory, vector, now, k=k, weights=weights, touch=touch))
-            for vector in vectors
-        ]
+        if len(queries) == 1:
+            found = [retrieve(self.memory, vectors[0], now, k=k, weights=weights, touch=touch)]
+        else:
+            found = retrieve_each(self.memory, vectors, now, k=k, weights=weights, touch=touch)
+        return [self.memory.texts(ids) for ids in found]
 
     async def maybe_reflect(
         self, llm: LanguageModel, now: datetime, config: SimulationConfig, weights: RetrievalWeights
