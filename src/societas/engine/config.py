@@ -25,6 +25,11 @@ class SimulationConfig(BaseModel):
     max_conversation_turns: int = Field(default=6, ge=2, le=8)
     memories_per_prompt: int = Field(default=8, ge=0, le=50)
     walk_tiles_per_minute: float = Field(default=4.0, gt=0)
+    max_plan_places: int = Field(
+        default=40,
+        ge=1,
+        description="rooms a plan may choose from: a larger world offers those nearest home",
+    )
     checkpoint_every: int = Field(default=6, ge=1, description="steps between checkpoints")
     reflection: bool = True
     planning: bool = True

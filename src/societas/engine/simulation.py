@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from societas.agents.agent import Agent, minute_of_day
 from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
@@ -112,6 +115,12 @@ class Simulation:
             key=lambda place: place.split(":", 1)[0] == scenario.name,
         )
         self._objects_of = _objects_by_room(world, self._places)
+        self._place_order = {place: index for index, place in enumerate(self._places)}
+        self._nearby_places: dict[str, set[str]] = {}
+        self._rooms_of_area: dict[str, list[str]] = {}
+        self._area_boxes: npt.NDArray[np.float64] | None = None
+        for place in self._places:
+            self._rooms_of_area.setdefault(world.places.area_of(place), []).append(place)
         self._unsubscribe: Callable[[], None] | None = None
         if meter is not None:
             self._unsubscribe = meter.subscribe(self._on_call)
@@ -342,7 +351,9 @@ class Simulation:
     async def _think(self, now: datetime) -> None:
         # Only agents with something to do get a task: most keep their plan and action.
         await self._for_each_agent(
-            lambda agent: agent.ensure_plan(self.llm, now, self._places, self.config, self.weights),
+            lambda agent: agent.ensure_plan(
+                self.llm, now, self._plan_places(agent), self.config, self.weights
+            ),
             only=[n for n in sorted(self.agents) if self.agents[n].needs_plan(now)],
         )
         changed = await self._for_each_agent(
@@ -505,7 +516,7 @@ class Simulation:
                         self.llm,
                         now,
                         reaction.reason or "something came up",
-                        self._places,
+                        self._plan_places(self.agents[name]),
                         self.config,
                         self.weights,
                     ),
@@ -517,10 +528,59 @@ class Simulation:
         last = self.agents[name].last_react_hours.get(other)
         return last is None or _hours(now) - last >= self.config.react_cooldown_hours
 
+    def _plan_places(self, agent: Agent) -> list[str]:
+        """The rooms ``agent`` may plan for. A world of up to ``max_plan_places`` rooms offers
+        them all; a larger one the rooms of the areas nearest the agent's home (a prompt listing
+        every room of a city would grow with the city), and always where the agent is and where
+        its commitments are."""
+        cap = self.config.max_plan_places
+        if len(self._places) <= cap:
+            return self._places
+        nearby = self._nearby_places.get(agent.home)
+        if nearby is None:
+            nearby = self._nearby_places[agent.home] = self._rooms_near(agent.home, cap)
+        wanted = {*nearby, agent.current_place, *(c.place for c in agent.commitments if c.place)}
+        return self._in_place_order(wanted)
+
+    def _rooms_near(self, home: str, cap: int) -> set[str]:
+        """Up to ``cap`` rooms: the home's area first, then whole areas by distance from home."""
+        places = self.world.places
+        if self._area_boxes is None:
+            self._area_boxes = np.array(
+                [places.bbox(area) for area in self._rooms_of_area], dtype=np.float64
+            )
+        boxes = self._area_boxes
+        x0, y0, x1, y1 = places.bbox(home)
+        x, y = (x0 + x1) / 2, (y0 + y1) / 2
+        # Chebyshev distance from the home's centre to each area's bounding box.
+        dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])
+        dy = np.maximum.reduce([boxes[:, 1] - y, np.zeros(len(boxes)), y - boxes[:, 3]])
+        distance = np.maximum(dx, dy)
+        areas = list(self._rooms_of_area)
+        if (home_area := places.area_of(home)) in self._rooms_of_area:
+            distance[areas.index(home_area)] = -1.0
+        chosen: set[str] = set()
+        for index in np.argsort(distance, kind="stable"):  # ties: in the order of the rooms
+            rooms = self._rooms_of_area[areas[index]]
+            if chosen and len(chosen) + len(rooms) > cap:
+                break
+            chosen.update(rooms)
+        return chosen
+
+    def _talk_places(self, agents: Sequence[Agent]) -> list[str]:
+        """Where a conversation may set a meeting: the places its participants may plan for."""
+        wanted = {place for agent in agents for place in self._plan_places(agent)}
+        return self._in_place_order(wanted)
+
+    def _in_place_order(self, places: set[str]) -> list[str]:
+        """The known rooms among ``places``, in the order prompts list rooms."""
+        order = self._place_order
+        return sorted((place for place in places if place in order), key=order.__getitem__)
+
     def _detour_places(self, agent: Agent) -> list[str]:
         """Where a reaction may send ``agent`` at once: its places today, home, where it is."""
         mine = [block.place for block in agent.plan.blocks] if agent.plan else []
-        known = set(self._places)
+        known = self._place_order
         return [p for p in dict.fromkeys([agent.current_place, *mine, agent.home]) if p in known]
 
     def _take_detour(self, name: str, reaction: Reaction, now: datetime) -> bool:
@@ -572,7 +632,7 @@ class Simulation:
                 parties,
                 now=now,
                 place=self.world.describe_place(place),
-                places=self._places,
+                places=self._talk_places([self.agents[name] for name in names]),
                 reason=conversation.reason,
                 max_turns=self.config.max_conversation_turns,
             )
@@ -644,7 +704,12 @@ class Simulation:
                     await self._with_agent(
                         name,
                         agent.replan(
-                            self.llm, now, reason, self._places, self.config, self.weights
+                            self.llm,
+                            now,
+                            reason,
+                            self._plan_places(agent),
+                            self.config,
+                            self.weights,
                         ),
                     )
 

@@ -171,6 +171,7 @@ class Scenario(_Spec):
     _places: PlaceTree | None = PrivateAttr(default=None)
     _tilemap: TileMap | None = PrivateAttr(default=None)
     _source_text: str | None = PrivateAttr(default=None)
+    _agents_by_name: dict[str, AgentSpec] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
@@ -270,9 +271,11 @@ class Scenario(_Spec):
         )
 
     def agent(self, name: str) -> AgentSpec:
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
+        if self._agents_by_name is None or len(self._agents_by_name) != len(self.agents):
+            self._agents_by_name = {agent.name: agent for agent in self.agents}
+        found = self._agents_by_name.get(name)
+        if found is not None:
+            return found
         raise UnknownAgentError(f"unknown agent {name!r}{did_you_mean(name, self.agent_names())}")
 
     def object_spec(self, address: str) -> ObjectSpec:

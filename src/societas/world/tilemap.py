@@ -32,6 +32,8 @@ from societas.world.errors import WorldError
 from societas.world.places import PlaceTree, Tile
 
 UNREACHABLE = -1
+# How far a place's distance field first reaches on a large map (see ``TileMap._field``).
+FIELD_REACH = 128
 
 
 class TileMap:
@@ -55,6 +57,7 @@ class TileMap:
         # Distance fields, compact (a large town walks to thousands of places), and the graph
         # that computes them in C; a distance is below the number of open tiles.
         self._fields: dict[str, array[int]] = {}
+        self._partial: set[str] = set()  # fields that cover only FIELD_REACH steps so far
         self._graph: csr_array | None = None
         self._field_code = "h" if sum(self._flat) < 2**15 else "i"
 
@@ -167,8 +170,8 @@ class TileMap:
 
     def path_to_place(self, start: Tile, address: str) -> list[Tile] | None:
         """Shortest path to the nearest tile of an area, room or object (its own tile)."""
-        distances = self._field(address)
         current = self._index(start)
+        distances = self._field(address, near=current)
         remaining = distances[current]
         if remaining == UNREACHABLE:
             return None
@@ -185,18 +188,32 @@ class TileMap:
         field.setflags(write=False)
         return field
 
-    def _field(self, address: str) -> array[int]:
+    def _field(self, address: str, near: int | None = None) -> array[int]:
+        """Steps to ``address`` from every tile (cached). Given the tile ``near`` that the caller
+        needs, a large map's field first covers only ``FIELD_REACH`` steps around the place
+        (people mostly walk to places near them); it is completed when a tile beyond is asked."""
         cached = self._fields.get(address)
-        if cached is None:
-            if self._places is None:
-                raise WorldError("this tile map has no places; build it with a PlaceTree")
-            goals = self._places.tile_array(address)
-            cached = self._steps_to([int(y) * self.width + int(x) for x, y in goals])
-            self._fields[address] = cached
+        complete = address not in self._partial
+        if cached is not None and (complete or (near is not None and cached[near] != UNREACHABLE)):
+            return cached
+        if self._places is None:
+            raise WorldError("this tile map has no places; build it with a PlaceTree")
+        goals = [int(y) * self.width + int(x) for x, y in self._places.tile_array(address)]
+        reach = FIELD_REACH if cached is None and near is not None else None
+        if reach is not None and len(self._flat) <= reach * reach:
+            reach = None  # a small map: the whole field costs no more
+        cached = self._fields[address] = self._steps_to(goals, reach)
+        if reach is None:
+            self._partial.discard(address)
+            return cached
+        self._partial.add(address)
+        if near is not None and cached[near] == UNREACHABLE:
+            return self._field(address, near)  # the caller is farther: complete the field now
         return cached
 
-    def _steps_to(self, goals: list[int]) -> array[int]:
-        """What :meth:`_breadth_first` from ``goals`` gives (exact step counts), computed in C."""
+    def _steps_to(self, goals: list[int], reach: int | None = None) -> array[int]:
+        """What :meth:`_breadth_first` from ``goals`` gives (exact step counts), computed in C;
+        tiles more than ``reach`` steps away are left UNREACHABLE."""
         goals = [goal for goal in goals if self._flat[goal]]
         if not goals:
             return array(self._field_code, [UNREACHABLE]) * len(self._flat)
@@ -205,7 +222,8 @@ class TileMap:
             heads = [neighbour for near in self._adjacent for neighbour in near]
             ones = np.ones(len(tails), dtype=np.float64)
             self._graph = csr_array((ones, (tails, heads)), shape=(len(self._flat),) * 2)
-        steps = dijkstra(self._graph, indices=goals, unweighted=True, min_only=True)
+        limit = np.inf if reach is None else float(reach)
+        steps = dijkstra(self._graph, indices=goals, unweighted=True, min_only=True, limit=limit)
         steps[~np.isfinite(steps)] = UNREACHABLE
         field = array(self._field_code)
         field.frombytes(steps.astype(f"=i{field.itemsize}").tobytes())
