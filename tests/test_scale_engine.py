@@ -16,7 +16,9 @@ from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
+from societas.llm.narrowing import Narrowed, OneOf
 from societas.world.gridtown import district_places, grid_town
+from societas.world.scenario import load_scenario
 from societas.world.state import SeenAgent, World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +120,52 @@ def test_scale_benchmark_prints_figures_and_ignores_hash_order() -> None:
     assert first["events"] > 0
     # Another string-hash seed iterates sets in another order: the run must not notice.
     assert run_benchmark("2")["event_digest"] == first["event_digest"]
+
+
+def offered_places(llm: ScriptedLLM, purpose: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(prompt, allowed places) of each call with ``purpose``."""
+    found = []
+    for call in llm.calls:
+        if call.purpose == purpose and isinstance(call.schema, Narrowed):
+            allowed = dict(call.schema.constraints)["blocks.place"]
+            assert isinstance(allowed, OneOf)
+            found.append((call.prompt_text, allowed.values))
+    return found
+
+
+def gap(world: World, home: str, place: str) -> float:
+    """Chebyshev distance from the centre of ``home`` to the bounding box of ``place``."""
+    x0, y0, x1, y1 = world.places.bbox(home)
+    x, y = (x0 + x1) / 2, (y0 + y1) / 2
+    a0, b0, a1, b1 = world.places.bbox(place)
+    return max(a0 - x, 0, x - a1, b0 - y, 0, y - b1)
+
+
+async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path) -> None:
+    scenario = grid_town(200, random.Random(5))
+    world = World.from_scenario(scenario)
+    rooms = world.place_choices("room")
+    assert len(rooms) > SimulationConfig().max_plan_places
+    llm = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+    sim = await Simulation.start(scenario, tmp_path / "run", llm, SimulationConfig(seed=5))
+    await sim.run(hours=0.5)
+    sim.close("finished")
+    plans = offered_places(llm, "plan")
+    assert len(plans) == 200
+    for prompt, allowed in plans:
+        spec = next(a for a in scenario.agents if f"You are {a.name}.\n" in prompt)
+        assert len(allowed) <= SimulationConfig().max_plan_places
+        assert spec.home in allowed
+        # Nothing left out is nearer home than what is offered (distance between bounding boxes).
+        offered = max(gap(world, spec.home, place) for place in allowed)
+        left_out = min(gap(world, spec.home, place) for place in set(rooms) - set(allowed))
+        assert offered <= left_out
+        assert all(place in prompt for place in allowed)
+        assert not any(place in prompt for place in set(rooms) - set(allowed))
+    small = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+    town = load_scenario("town")
+    sim = await Simulation.start(town, tmp_path / "town", small, SimulationConfig(seed=5))
+    await sim.run(hours=0.25)
+    sim.close("finished")
+    every_room = set(World.from_scenario(town).place_choices("room"))
+    assert all(set(allowed) == every_room for _, allowed in offered_places(small, "plan"))

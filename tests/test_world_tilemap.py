@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import societas.world.tilemap as tilemap_module
 from societas.world.errors import WorldError
 from societas.world.places import PlaceTree, Tile
 from societas.world.tilemap import TileMap
@@ -161,3 +162,36 @@ def test_a_star_is_optimal_on_random_maps(case: tuple[np.ndarray, Tile, Tile]) -
     by_search = grid.path_to_tiles(start, [goal])
     assert by_search is not None and len(by_search) == expected
     assert grid.distances_from(start)[goal[1], goal[0]] == expected
+
+
+def serpentine_map(width: int = 150, height: int = 150) -> TileMap:
+    """A large map whose walls make long detours: a place's field first covers only nearby
+    tiles, and far tiles are many steps away."""
+    grid: list[list[str | None]] = [["Town:street"] * width for _ in range(height)]
+    for y in range(2, height - 2, 4):  # walls with a gap at alternating ends
+        gap = width - 1 if (y // 4) % 2 == 0 else 0
+        for x in range(width):
+            if x != gap:
+                grid[y][x] = None
+    for y in range(0, 2):
+        for x in range(0, 3):
+            grid[y][x] = "Home:room"
+    places = PlaceTree(grid, {"Home:room:bed": (0, 0)})
+    return TileMap([[cell is not None for cell in row] for row in grid], places)
+
+
+def test_large_maps_start_fields_near_the_place_and_complete_them_on_demand() -> None:
+    grid = serpentine_map()
+    assert grid.width * grid.height > tilemap_module.FIELD_REACH**2
+    near, far = (10, 1), (grid.width - 1, grid.height - 1)
+    path = grid.path_to_place(near, "Home:room:bed")
+    assert path is not None and len(path) == reference_distance(grid.walkable, near, (0, 0))
+    assert "Home:room:bed" in grid._partial  # only the neighbourhood was searched
+    far_path = grid.path_to_place(far, "Home:room:bed")
+    expected = reference_distance(grid.walkable, far, (0, 0))
+    assert expected is not None and expected > tilemap_module.FIELD_REACH
+    assert far_path is not None and len(far_path) == expected and far_path[-1] == (0, 0)
+    assert "Home:room:bed" not in grid._partial
+    # The public field is always complete.
+    room = grid.distance_field("Home:room")
+    assert room[far[1], far[0]] == reference_distance(grid.walkable, far, (2, 1))
