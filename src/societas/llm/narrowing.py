@@ -260,25 +260,36 @@ def _violation(constraint: Constraint, value: Any) -> PydanticCustomError | None
         return PydanticCustomError("literal_error", f"Input should be {expected}")
     if isinstance(constraint, Count):
         length = len(value) if isinstance(value, list) else 0
-        if constraint.min is not None and length < constraint.min:
-            return PydanticCustomError(
-                "too_short", f"List should have at least {constraint.min} items, not {length}"
-            )
-        if constraint.max is not None and length > constraint.max:
-            return PydanticCustomError(
-                "too_long", f"List should have at most {constraint.max} items, not {length}"
-            )
-        return None
+        return _out_of_bounds(
+            length,
+            constraint.min,
+            constraint.max,
+            ("too_short", f"List should have at least {constraint.min} items, not {length}"),
+            ("too_long", f"List should have at most {constraint.max} items, not {length}"),
+        )
     if value is None:
         return None
-    if constraint.ge is not None and value < constraint.ge:
-        return PydanticCustomError(
-            "greater_than_equal", f"Input should be greater than or equal to {constraint.ge}"
-        )
-    if constraint.le is not None and value > constraint.le:
-        return PydanticCustomError(
-            "less_than_equal", f"Input should be less than or equal to {constraint.le}"
-        )
+    return _out_of_bounds(
+        value,
+        constraint.ge,
+        constraint.le,
+        ("greater_than_equal", f"Input should be greater than or equal to {constraint.ge}"),
+        ("less_than_equal", f"Input should be less than or equal to {constraint.le}"),
+    )
+
+
+def _out_of_bounds(
+    value: float,
+    low: float | None,
+    high: float | None,
+    below: tuple[str, str],
+    above: tuple[str, str],
+) -> PydanticCustomError | None:
+    """The error (pydantic's type and message) for ``value`` outside ``low``..``high``."""
+    if low is not None and value < low:
+        return PydanticCustomError(*below)
+    if high is not None and value > high:
+        return PydanticCustomError(*above)
     return None
 
 
