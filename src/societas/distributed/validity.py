@@ -13,16 +13,11 @@ from pathlib import Path
 
 from societas.distributed.experiments import run_experiment_on_ray
 from societas.distributed.pool import ModelPool
-from societas.evaluation.validity import (
-    Scorecard,
-    ValidityError,
-    persona_view,
-    scorecard_of,
-)
+from societas.evaluation.validity import Scorecard, persona_view, score_suite
 from societas.evaluation.validity_metrics import ItemScore, score_spec, simulated_effect
 from societas.experiments.runner import Progress
 from societas.experiments.spec import ExperimentSpec
-from societas.population.personas import PERSONA_CONDITIONS, PersonaCondition
+from societas.population.personas import PersonaCondition
 
 
 async def run_validity_item_on_ray(
@@ -52,22 +47,22 @@ async def run_suite_on_ray(
     seed: int = 0,
 ) -> Scorecard:
     """:func:`~societas.evaluation.validity.run_suite` on ``pool`` (same folders, same card)."""
-    unknown = [c for c in conditions if c not in PERSONA_CONDITIONS]
-    if unknown:
-        raise ValidityError(f"unknown persona condition {unknown[0]!r}")
-    out = Path(out_dir)
-    scores = []
-    for condition in conditions:
-        for spec in specs:
-            label = f"{spec.name} ({condition})"
-            scores.append(
-                await run_validity_item_on_ray(
-                    spec,
-                    pool,
-                    out / condition / spec.name,
-                    n=n,
-                    condition=condition,
-                    progress=progress(label) if progress is not None else None,
-                )
-            )
-    return scorecard_of(scores, list(conditions), seed=seed, meta={"n": n})
+
+    async def run_item(
+        spec: ExperimentSpec, folder: Path, condition: PersonaCondition, report: Progress | None
+    ) -> ItemScore:
+        return await run_validity_item_on_ray(
+            spec, pool, folder, n=n, condition=condition, progress=report
+        )
+
+    # One item at a time: each already spreads its agents over the whole pool.
+    return await score_suite(
+        specs,
+        out_dir,
+        run_item,
+        n=n,
+        conditions=conditions,
+        progress=progress,
+        seed=seed,
+        at_once=1,
+    )

@@ -20,7 +20,7 @@ Layout of an output folder: ``<condition>/<experiment>/`` holds each run (as wri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,12 @@ async def run_validity_item(
     return score_spec(spec, simulated_effect(result.responses, spec), condition)
 
 
+ItemRunner = Callable[
+    [ExperimentSpec, Path, PersonaCondition, Progress | None], Awaitable[ItemScore]
+]
+"""Runs one item of the suite into a folder under a persona condition and scores it."""
+
+
 async def run_suite(
     specs: Sequence[ExperimentSpec],
     llm: LanguageModel,
@@ -167,23 +173,40 @@ async def run_suite(
     seed: int = 0,
 ) -> Scorecard:
     """Every item under every condition (``progress(label)`` gives each run's callback)."""
+
+    async def run_item(
+        spec: ExperimentSpec, folder: Path, condition: PersonaCondition, report: Progress | None
+    ) -> ItemScore:
+        return await run_validity_item(spec, llm, folder, n=n, condition=condition, progress=report)
+
+    return await score_suite(
+        specs, out_dir, run_item, n=n, conditions=conditions, progress=progress, seed=seed
+    )
+
+
+async def score_suite(
+    specs: Sequence[ExperimentSpec],
+    out_dir: str | Path,
+    run_item: ItemRunner,
+    *,
+    n: int | None = None,
+    conditions: Sequence[PersonaCondition] = ("full",),
+    progress: Callable[[str], Progress] | None = None,
+    seed: int = 0,
+    at_once: int = CONCURRENT_ITEMS,
+) -> Scorecard:
+    """The scorecard of ``run_item`` over every item and condition, ``at_once`` items at a time,
+    each in ``out_dir/CONDITION/ITEM``; ``n`` is recorded in the card."""
     for condition in conditions:
         if condition not in PERSONA_CONDITIONS:
             raise ValidityError(f"unknown persona condition {condition!r}")
     out = Path(out_dir)
-    gate = asyncio.Semaphore(CONCURRENT_ITEMS)
+    gate = asyncio.Semaphore(at_once)
 
     async def one(spec: ExperimentSpec, condition: PersonaCondition) -> ItemScore:
         async with gate:
-            label = f"{spec.name} ({condition})"
-            return await run_validity_item(
-                spec,
-                llm,
-                out / condition / spec.name,
-                n=n,
-                condition=condition,
-                progress=progress(label) if progress is not None else None,
-            )
+            report = progress(f"{spec.name} ({condition})") if progress is not None else None
+            return await run_item(spec, out / condition / spec.name, condition, report)
 
     jobs = [(spec, condition) for condition in conditions for spec in specs]
     scores = list(await asyncio.gather(*(one(s, c) for s, c in jobs)))
