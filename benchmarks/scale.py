@@ -28,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,9 +38,8 @@ import numpy as np
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
-from societas.llm.fake import HashEmbedder, SchemaFiller, ScriptedCall
-from societas.llm.narrowing import AnswerSchema
-from societas.llm.types import FloatMatrix, LLMOutputError, Message, SamplingParams, SchemaT
+from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
+from societas.llm.types import FloatMatrix
 from societas.memory.retrieval import retrieve
 from societas.memory.stream import MemoryStream
 from societas.world.gridtown import district_places, grid_town
@@ -79,18 +77,17 @@ BASE_HINTS: dict[str, Any] = {
 STARTS = ("08:00", "11:00", "12:30", "15:00", "18:00")
 
 
-class ReplayedModel:
+class ReplayedModel(ScriptedLLM):
     """A :class:`~societas.llm.types.LanguageModel` with instant answers and no call log.
 
     Plans put an agent in its own district: the filler's place hints are the district's public
     rooms, rotated by a stable hash of the agent's name so each place holds a share of them.
-    ``calls`` counts calls by purpose; ``answer_s`` is the time spent making answers.
+    ``counts`` counts calls by purpose; ``answer_s`` is the time spent making answers.
     """
 
     def __init__(self, seed: int) -> None:
+        super().__init__(self._answer, keep_calls=False)
         self.seed = seed
-        self.embedder = HashEmbedder()
-        self.calls: Counter[str] = Counter()
         self.embed_requests = 0
         self.embedded_texts = 0
         self.answer_s = 0.0
@@ -124,48 +121,6 @@ class ReplayedModel:
             return self._filler(call.prompt_text).responder(call)
         finally:
             self.answer_s += time.perf_counter() - started
-
-    async def generate(
-        self,
-        messages: Sequence[Message],
-        schema: AnswerSchema[SchemaT],
-        *,
-        purpose: str,
-        params: SamplingParams | None = None,
-        sample_index: int = 0,
-    ) -> SchemaT:
-        self.calls[purpose] += 1
-        answer = self._answer(ScriptedCall(purpose, tuple(messages), schema, params, sample_index))
-        try:
-            return schema.model_validate(answer)
-        except ValueError as error:
-            raise LLMOutputError(
-                f"replayed answer invalid for {schema.__name__}", str(answer)
-            ) from error
-
-    async def chat_text(
-        self,
-        messages: Sequence[Message],
-        *,
-        purpose: str,
-        params: SamplingParams | None = None,
-        sample_index: int = 0,
-    ) -> str:
-        self.calls[purpose] += 1
-        return str(self._answer(ScriptedCall(purpose, tuple(messages), None, params, sample_index)))
-
-    async def complete(
-        self,
-        prompt: str,
-        *,
-        purpose: str,
-        params: SamplingParams | None = None,
-        sample_index: int = 0,
-    ) -> str:
-        message = Message(role="user", content=prompt)
-        return await self.chat_text(
-            [message], purpose=purpose, params=params, sample_index=sample_index
-        )
 
     async def embed(
         self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
@@ -304,8 +259,8 @@ async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str
         "scripted_model_s": round(model.answer_s, 2),
         **{name: round(seconds, 2) for name, seconds in timers.seconds.items()},
         "engine_s": round(run_wall + running - started - model.answer_s, 2),
-        "model_calls": sum(model.calls.values()),
-        "calls_by_purpose": dict(sorted(model.calls.items())),
+        "model_calls": sum(model.counts.values()),
+        "calls_by_purpose": dict(sorted(model.counts.items())),
         "embed_requests": model.embed_requests,
         "embedded_texts": model.embedded_texts,
         "peak_rss_mb": round(rss_peak, 1),

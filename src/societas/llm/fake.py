@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,11 +52,21 @@ Responder = Callable[[ScriptedCall], Any]
 
 @dataclass
 class ScriptedLLM:
-    """A LanguageModel whose answers come from ``responder``; records every call in ``calls``."""
+    """A LanguageModel whose answers come from ``responder``; records every call in ``calls``
+    (unless ``keep_calls`` is False, for runs too long to keep them) and counts them by purpose
+    in ``counts``."""
 
     responder: Responder
     embedder: HashEmbedder = field(default_factory=lambda: HashEmbedder())
     calls: list[ScriptedCall] = field(default_factory=list)
+    keep_calls: bool = True
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def _record(self, call: ScriptedCall) -> ScriptedCall:
+        self.counts[call.purpose] += 1
+        if self.keep_calls:
+            self.calls.append(call)
+        return call
 
     async def generate(
         self,
@@ -66,8 +77,7 @@ class ScriptedLLM:
         params: SamplingParams | None = None,
         sample_index: int = 0,
     ) -> SchemaT:
-        call = ScriptedCall(purpose, tuple(messages), schema, params, sample_index)
-        self.calls.append(call)
+        call = self._record(ScriptedCall(purpose, tuple(messages), schema, params, sample_index))
         answer = self.responder(call)
         try:
             if isinstance(answer, str):
@@ -86,8 +96,7 @@ class ScriptedLLM:
         params: SamplingParams | None = None,
         sample_index: int = 0,
     ) -> str:
-        call = ScriptedCall(purpose, tuple(messages), None, params, sample_index)
-        self.calls.append(call)
+        call = self._record(ScriptedCall(purpose, tuple(messages), None, params, sample_index))
         return str(self.responder(call))
 
     async def complete(
