@@ -141,19 +141,25 @@ async def with_progress(
     work: Callable[..., Awaitable[ExperimentResult]],
 ) -> ExperimentResult:
     """``work(progress=advance)`` with a progress bar that ``advance(done, total)`` moves."""
+    with counting_bars() as bars:
+        return await work(progress=new_bar(bars, f"{spec.name} ({spec.design.type})"))
+
+
+def counting_bars() -> Progress:
+    """Progress bars that count done units out of a total (learnt as the work goes)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"{spec.name} ({spec.design.type})", total=None)
+    return Progress(*columns, console=console)
 
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
 
-        return await work(progress=advance)
+def new_bar(bars: Progress, label: str) -> Callable[[int, int], None]:
+    """A bar of ``bars`` and the ``advance(done, total)`` callback that moves it."""
+    task = bars.add_task(label, total=None)
+    return lambda done, total: bars.update(task, completed=done, total=total)
 
 
 def report(

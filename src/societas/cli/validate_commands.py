@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from societas.cli.experiment_commands import RUN_ERRORS
+from societas.cli.experiment_commands import RUN_ERRORS, counting_bars, new_bar
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
     RayCommand,
@@ -120,20 +120,15 @@ async def run_with_progress(
     seed: int,
 ) -> Scorecard:
     async with open_llm(model, base_url=base_url, endpoints=endpoints) as llm:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
-
-            def bar(label: str) -> Callable[[int, int], None]:
-                task = progress.add_task(label, total=None)
-                return lambda done, total: progress.update(task, completed=done, total=total)
-
+        with counting_bars() as bars:
             return await run_suite(
-                specs, llm, out, n=n, conditions=conditions, progress=bar, seed=seed
+                specs,
+                llm,
+                out,
+                n=n,
+                conditions=conditions,
+                progress=partial(new_bar, bars),
+                seed=seed,
             )
 
 
@@ -148,21 +143,16 @@ async def run_on_ray(
     seed: int,
 ) -> Scorecard:
     """The suite with each item's agents on one pool of Ray workers (``--ray``)."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with ray_session(placement.address), Progress(*columns, console=console) as progress:
-
-        def bar(label: str) -> Callable[[int, int], None]:
-            task = progress.add_task(label, total=None)
-            return lambda done, total: progress.update(task, completed=done, total=total)
-
+    with ray_session(placement.address), counting_bars() as bars:
         async with ModelPool(source, workers=workers) as pool:
             return await run_suite_on_ray(
-                specs, pool, out, n=n, conditions=conditions, progress=bar, seed=seed
+                specs,
+                pool,
+                out,
+                n=n,
+                conditions=conditions,
+                progress=partial(new_bar, bars),
+                seed=seed,
             )
 
 
