@@ -42,6 +42,8 @@ def test_within_matches_brute_force_through_moves_and_removals(cell: int) -> Non
                 found = list(index.within(centre, radius))
                 assert len(found) == len(set(found))
                 assert set(found) == brute_force(tiles, centre, radius)
+                with_tiles = index.within_tiles(centre, radius)
+                assert sorted(with_tiles) == sorted((name, tiles[name]) for name in found)
     assert len(index) == len(tiles)
     assert all(index.tile_of(name) == tile for name, tile in tiles.items())
 
@@ -50,6 +52,7 @@ def test_negative_radius_finds_nobody_and_bad_cell_is_refused() -> None:
     index = SpatialIndex()
     index.place("Ada", (0, 0))
     assert list(index.within((0, 0), -1)) == []
+    assert index.within_tiles((0, 0), -1) == []
     with pytest.raises(ValueError, match="cell size"):
         SpatialIndex(cell=0)
 

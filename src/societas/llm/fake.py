@@ -124,6 +124,7 @@ class ScriptedLLM:
 
 
 _WORD = re.compile(r"[a-z0-9']+")
+_MAX_REMEMBERED_WORDS = 200_000
 
 
 @dataclass
@@ -132,16 +133,25 @@ class HashEmbedder:
 
     dim: int = 128
     model_id: str = "hash-bow"
+    # Word -> column; a town's vocabulary is small, and hashing every word of every memory again
+    # was most of a replayed run's embedding time.
+    _columns: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def embed(self, texts: Sequence[str], *, is_query: bool = False) -> FloatMatrix:
         return self.embed_sync(texts)
 
     def embed_sync(self, texts: Sequence[str]) -> FloatMatrix:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        columns = self._columns
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
-                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
+                column = columns.get(word)
+                if column is None:
+                    if len(columns) >= _MAX_REMEMBERED_WORDS:
+                        columns.clear()
+                    digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                    column = columns[word] = int.from_bytes(digest, "little") % self.dim
+                out[row, column] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         out /= norms

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -248,24 +249,33 @@ class World:
 
     def agents_near(self, agent: str, radius: int = 4) -> list[str]:
         """Other agents within ``radius`` tiles (Chebyshev) in the same area, nearest first."""
-        return [seen.name for seen in self._agents_in_view(agent, radius)]
+        return [name for _, name, _, _, _ in sorted(self._in_view(agent, radius))]
 
-    def _agents_in_view(self, agent: str, radius: int) -> list[SeenAgent]:
+    def _agents_in_view(self, agent: str, radius: int, limit: int | None = None) -> list[SeenAgent]:
+        """Others in view, nearest first (ties by name); only the ``limit`` nearest when given."""
+        in_view = self._in_view(agent, radius)
+        if limit is not None and limit < len(in_view):
+            in_view = heapq.nsmallest(limit, in_view)
+        else:
+            in_view.sort()
+        rooms, activities = self._room_names, self._activities
+        return [
+            SeenAgent(name, (x, y), rooms[room], distance, *activities[name])
+            for distance, name, x, y, room in in_view
+        ]
+
+    def _in_view(self, agent: str, radius: int) -> list[tuple[int, str, int, int, int]]:
+        """``(distance, name, x, y, room index)`` of the others within ``radius`` in its area."""
         x, y = self.position(agent)
         area = self.area_of(agent)
-        rooms, room_rows, area_of_room = self._room_names, self._room_rows, self._area_of_room
-        seen_agents = []
-        for other in self._nearby.within((x, y), radius):
-            other_x, other_y = self._positions[other]
+        room_rows, area_of_room = self._room_rows, self._area_of_room
+        in_view = []
+        for other, (other_x, other_y) in self._nearby.within_tiles((x, y), radius):
             room = room_rows[other_y][other_x]
-            if other == agent or area_of_room[room] != area:
-                continue
-            distance = max(abs(other_x - x), abs(other_y - y))
-            text, emoji = self._activities[other]
-            seen = SeenAgent(other, (other_x, other_y), rooms[room], distance, text, emoji)
-            seen_agents.append(seen)
-        seen_agents.sort(key=lambda seen: (seen.distance, seen.name))
-        return seen_agents
+            if other != agent and area_of_room[room] == area:
+                distance = max(abs(other_x - x), abs(other_y - y))
+                in_view.append((distance, other, other_x, other_y, room))
+        return in_view
 
     def perceive(self, agent: str, radius: int = 4, limit: int = 8) -> Perception:
         """What ``agent`` notices: other agents within ``radius`` tiles (Chebyshev distance) in the
@@ -274,7 +284,7 @@ class World:
         x, y = self.position(agent)
         place = self.place_of(agent)
         area = place.split(":", 1)[0]
-        seen_agents = self._agents_in_view(agent, radius)
+        seen_agents = self._agents_in_view(agent, radius, limit)
         seen_objects = []
         for address in self._unusual.get(area, ()):
             state = self._object_states[address]
