@@ -234,7 +234,7 @@ async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str
     running = time.perf_counter()
     timers = _Timers()
     assert sim.store is not None
-    sim.get_state = timers.wrap("checkpoint_state_s", sim.get_state)  # type: ignore[method-assign]
+    sim._state = timers.wrap("checkpoint_state_s", sim._state)  # type: ignore[method-assign]
     sim.store.commit_step = timers.wrap("run_store_write_s", sim.store.commit_step)  # type: ignore[method-assign]
     steps = 0
 

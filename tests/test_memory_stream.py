@@ -233,7 +233,10 @@ def test_bad_state_names_the_field() -> None:
         MemoryStream.from_state({k: v for k, v in state.items() if k != "texts"})
     with pytest.raises(ValueError, match="'embeddings' has"):
         MemoryStream.from_state(state | {"embeddings": state["embeddings"][:8]})
+    three_times = MemoryStream.from_state(state).rows_state(1)["created"]
     with pytest.raises(ValueError, match="'created' has 3 rows"):
+        MemoryStream.from_state(state | {"created": three_times})
+    with pytest.raises(ValueError, match="'created' is not base64"):
         MemoryStream.from_state(state | {"created": state["created"][:3]})
     with pytest.raises(ValueError, match="'importance' holds values outside"):
         MemoryStream.from_state(state | {"importance": [3, 0, 3, 3]})

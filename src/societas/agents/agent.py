@@ -355,11 +355,13 @@ class Agent:
 
     # ------------------------------------------------------------------------------- state
 
-    def get_state(self) -> dict[str, Any]:
+    def get_state(self, *, memory: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The agent's whole state; ``memory`` stands in for the memory stream's own state (a
+        checkpoint passes the part of it the run store does not hold yet)."""
         return {
             "persona": self.persona.model_dump(mode="json"),
             "home": self.home,
-            "memory": self.memory.get_state(),
+            "memory": self.memory.get_state() if memory is None else memory,
             "importance_memo": self.importance_memo.get_state(),
             "relationships": dict(self.relationships),
             "plan": self.plan.model_dump(mode="json") if self.plan else None,

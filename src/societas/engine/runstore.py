@@ -7,6 +7,10 @@ A run directory holds ``run.sqlite`` with this schema (the viewer reads it direc
   JSON; indexed on ``(step)``, ``(agent, step)`` and ``(kind, step)``.
 - ``checkpoints(step INTEGER PRIMARY KEY, time TEXT NOT NULL, state BLOB NOT NULL)``: the world's
   state after that step, as zlib-compressed JSON.
+- ``segments(key, first, step, count, data)``: rows of the parts of checkpoints that only grow
+  (memory streams; see :mod:`societas.engine.segments`), each saved once, by the checkpoint of
+  ``step``; ``data`` is zlib-compressed JSON of their columns. ``segment_refs(step, key)`` lists
+  the keys each checkpoint refers to, so that pruning checkpoints also drops unused segments.
 - ``PRAGMA user_version``: the schema version.
 
 The file is in WAL mode, so viewers read while the engine writes. Each step's events and its
@@ -45,9 +49,17 @@ from typing import Any, NamedTuple, Self
 from pydantic import BaseModel, ValidationError
 
 from societas.engine.events import EVENT_KINDS, Event
+from societas.engine.segments import (
+    Segment,
+    SegmentError,
+    join_segments,
+    referenced_keys,
+    split_segments,
+)
 from societas.testing.killpoints import kill_point
 
-SCHEMA_VERSION = 1
+# Version 2 added segments and segment_refs; a version-1 store is upgraded when opened to write.
+SCHEMA_VERSION = 2
 DB_NAME = "run.sqlite"
 BUSY_TIMEOUT_MS = 10_000
 # Keys the store maintains itself inside every commit; callers may read but not set them.
@@ -55,6 +67,14 @@ LAST_STEP_KEY = "last_step"
 LAST_TIME_KEY = "last_time"
 RESERVED_META_KEYS = frozenset({LAST_STEP_KEY, LAST_TIME_KEY})
 
+_SEGMENT_STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS segments(key TEXT NOT NULL, first INTEGER NOT NULL,"
+    " step INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(key, first))",
+    "CREATE TABLE IF NOT EXISTS segment_refs(step INTEGER NOT NULL, key TEXT NOT NULL,"
+    " PRIMARY KEY(step, key))",
+    "CREATE INDEX IF NOT EXISTS segment_refs_key ON segment_refs(key)",
+)
 _SCHEMA_STATEMENTS = (
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE events(id INTEGER PRIMARY KEY, step INTEGER NOT NULL, time TEXT NOT NULL,"
@@ -64,6 +84,7 @@ _SCHEMA_STATEMENTS = (
     "CREATE INDEX events_kind_step ON events(kind, step)",
     "CREATE INDEX events_agent_kind_step ON events(agent, kind, step)",
     "CREATE TABLE checkpoints(step INTEGER PRIMARY KEY, time TEXT NOT NULL, state BLOB NOT NULL)",
+    *_SEGMENT_STATEMENTS,
 )
 _TABLES = frozenset({"meta", "events", "checkpoints"})
 
@@ -142,6 +163,7 @@ class RunStore:
         self._readonly = readonly
         self._retention = retention
         self._lock = threading.RLock()
+        self._has_segments = True
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -288,7 +310,15 @@ class RunStore:
         if step < 0:
             raise ValueError(f"step must be >= 0 (got {step})")
         rows = [_encode_event(event, step) for event in events]
-        blob = None if checkpoint_state is None else _encode_state(checkpoint_state, step)
+        blob, segments, keys = None, [], set()
+        if checkpoint_state is not None:
+            try:
+                saved_state, new_segments = split_segments(checkpoint_state)
+            except ValueError as exc:
+                raise ValueError(f"checkpoint state of step {step}: {exc}") from exc
+            blob = _encode_state(saved_state, step)
+            segments = [_encode_segment(segment, step) for segment in new_segments]
+            keys = referenced_keys(saved_state)
         with self._write(f"commit step {step}", durable=blob is not None):
             conn = self._connection()
             last = self._read_meta(conn, LAST_STEP_KEY, None)
@@ -305,6 +335,7 @@ class RunStore:
                     "INSERT OR REPLACE INTO checkpoints(step, time, state) VALUES (?, ?, ?)",
                     (step, time.isoformat(), blob),
                 )
+                self._save_segments(conn, step, segments, keys)
                 self._prune_checkpoints(conn)
             self._put_meta(conn, LAST_STEP_KEY, step)
             self._put_meta(conn, LAST_TIME_KEY, time.isoformat())
@@ -326,6 +357,8 @@ class RunStore:
             conn = self._connection()
             deleted = conn.execute("DELETE FROM events WHERE step > ?", (step,)).rowcount
             conn.execute("DELETE FROM checkpoints WHERE step > ?", (step,))
+            conn.execute("DELETE FROM segments WHERE step > ?", (step,))
+            conn.execute("DELETE FROM segment_refs WHERE step > ?", (step,))
             last = self._read_meta(conn, LAST_STEP_KEY, None)
             if step < 0:
                 conn.execute("DELETE FROM meta WHERE key IN (?, ?)", (LAST_STEP_KEY, LAST_TIME_KEY))
@@ -454,7 +487,7 @@ class RunStore:
                 .execute("SELECT step, time, state FROM checkpoints ORDER BY step DESC LIMIT 1")
                 .fetchone()
             )
-        return None if row is None else self._decode_checkpoint(row)
+            return None if row is None else self._decode_checkpoint(row)
 
     def checkpoint(self, step: int) -> Checkpoint:
         """The checkpoint taken after ``step``; RunStoreError naming the available ones if none."""
@@ -464,12 +497,12 @@ class RunStore:
                 .execute("SELECT step, time, state FROM checkpoints WHERE step = ?", (step,))
                 .fetchone()
             )
-        if row is None:
-            available = ", ".join(map(str, self.checkpoint_steps())) or "none"
-            raise RunStoreError(
-                f"no checkpoint at step {step} in {self._path} (checkpoints at: {available})"
-            )
-        return self._decode_checkpoint(row)
+            if row is not None:
+                return self._decode_checkpoint(row)
+        available = ", ".join(map(str, self.checkpoint_steps())) or "none"
+        raise RunStoreError(
+            f"no checkpoint at step {step} in {self._path} (checkpoints at: {available})"
+        )
 
     def export_events_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write every event as one JSON object per line (id, step, time, kind, agent, data).
@@ -550,13 +583,66 @@ class RunStore:
                 f"{self._path} is not a societas run store (no run schema in it); "
                 "pass the output directory of a run"
             )
+        self._has_segments = "segments" in tables
+        if version < SCHEMA_VERSION and not self._readonly:
+            with self._write("upgrade the run store"):
+                conn = self._connection()
+                for statement in _SEGMENT_STATEMENTS:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._has_segments = True
 
     def _prune_checkpoints(self, conn: sqlite3.Connection) -> None:
         steps = [int(step) for (step,) in conn.execute("SELECT step FROM checkpoints")]
         keep = self._retention.steps_to_keep(steps)
-        conn.executemany(
-            "DELETE FROM checkpoints WHERE step = ?", [(s,) for s in steps if s not in keep]
+        doomed = [(s,) for s in steps if s not in keep]
+        if not doomed:
+            return
+        conn.executemany("DELETE FROM checkpoints WHERE step = ?", doomed)
+        conn.executemany("DELETE FROM segment_refs WHERE step = ?", doomed)
+        # Rows of a stream that no kept checkpoint refers to any more (one replaced by a new
+        # one, or saved again under a new key after a resume).
+        conn.execute(
+            "DELETE FROM segments WHERE key NOT IN (SELECT DISTINCT key FROM segment_refs)"
         )
+
+    @staticmethod
+    def _save_segments(
+        conn: sqlite3.Connection,
+        step: int,
+        segments: Sequence[tuple[str, int, int, bytes]],
+        keys: Iterable[str],
+    ) -> None:
+        # A segment replaces any saved rows of its key from its first row on: those belonged to
+        # a checkpoint that was rewound or is being replaced.
+        conn.executemany(
+            "DELETE FROM segments WHERE key = ? AND first >= ?",
+            [(key, first) for key, first, _, _ in segments],
+        )
+        conn.executemany(
+            "INSERT INTO segments(key, first, step, count, data) VALUES (?, ?, ?, ?, ?)",
+            [(key, first, step, count, data) for key, first, count, data in segments],
+        )
+        conn.execute("DELETE FROM segment_refs WHERE step = ?", (step,))
+        conn.executemany(
+            "INSERT INTO segment_refs(step, key) VALUES (?, ?)", [(step, key) for key in keys]
+        )
+
+    def _load_segments(self, key: str, size: int) -> list[Segment]:
+        if not self._has_segments:
+            return []
+        rows = self._connection().execute(
+            "SELECT first, count, data FROM segments WHERE key = ? AND first < ? ORDER BY first",
+            (key, size),
+        )
+        segments = []
+        for first, count, data in rows:
+            try:
+                columns = json.loads(zlib.decompress(data).decode("utf-8"))
+            except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+                raise SegmentError(f"saved rows {first}+ of {key!r} are damaged ({exc})") from exc
+            segments.append(Segment(key, int(first), int(count), columns))
+        return segments
 
     @staticmethod
     def _put_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
@@ -604,6 +690,8 @@ class RunStore:
         try:
             state = json.loads(zlib.decompress(blob).decode("utf-8"))
             when = datetime.fromisoformat(time)
+            if isinstance(state, dict):
+                state = join_segments(state, self._load_segments)
         except (zlib.error, UnicodeDecodeError, ValueError) as exc:
             raise RunStoreError(
                 f"the checkpoint of step {step} in {self._path} is damaged ({exc}); "
@@ -749,6 +837,19 @@ def _encode_state(state: Mapping[str, Any], step: int) -> bytes:
     # Level 1: checkpoints of a large town are big and written often; level 6 took twice the
     # time for a few per cent of size.
     return zlib.compress(text.encode("utf-8"), 1)
+
+
+def _encode_segment(segment: Segment, step: int) -> tuple[str, int, int, bytes]:
+    try:
+        text = json.dumps(
+            segment.columns, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"rows {segment.first}+ of {segment.key!r} in the checkpoint of step {step} "
+            f"are not plain JSON: {exc}"
+        ) from exc
+    return segment.key, segment.first, segment.rows, zlib.compress(text.encode("utf-8"), 1)
 
 
 def _encode_meta(meta: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -28,6 +28,7 @@ from societas.agents.agent import Agent, minute_of_day
 from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
 from societas.engine.budget import BudgetExhausted, BudgetGuard
+from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
 from societas.engine.interventions import check_intervention, deliveries
@@ -108,6 +109,7 @@ class Simulation:
         # The newest checkpoint holds the state *before* the current step (start, fork, end of
         # run), not after one; the next step must then checkpoint too (see ``step``).
         self._checkpoint_before_step = False
+        self._saver = StreamSaver()
         # The town's own open ground (its streets: the area named after the scenario) goes last:
         # small models favour the first place listed, and a street is a way, not a destination.
         self._places = sorted(
@@ -207,10 +209,20 @@ class Simulation:
 
     def get_state(self) -> dict[str, Any]:
         """The complete state of the simulation (JSON-serialisable)."""
+        return self._state()
+
+    def _state(self, saver: StreamSaver | None = None, step: int = 0) -> dict[str, Any]:
+        """The state; with a ``saver``, memory streams as the parts its run store lacks."""
+        agents = {
+            name: agent.get_state(
+                memory=None if saver is None else saver.part(name, agent.memory, step)
+            )
+            for name, agent in sorted(self.agents.items())
+        }
         return {
             "version": STATE_VERSION,
             "world": self.world.get_state(),
-            "agents": {name: agent.get_state() for name, agent in sorted(self.agents.items())},
+            "agents": agents,
             "config": self.config.model_dump(mode="json"),
             "knowers": {news: sorted(names) for news, names in sorted(self.knowers.items())},
         }
@@ -411,7 +423,9 @@ class Simulation:
             if agent.is_asleep(now):
                 seen[name] = []
                 continue
-            perception = self.world.perceive(name, radius=self.config.vision_radius)
+            perception = self.world.perceive(
+                name, radius=self.config.vision_radius, limit=self.config.max_perceived
+            )
             fresh: list[tuple[str, int]] = []
             for key, text in perception.items(limit=self.config.max_perceived):
                 if agent.last_seen.get(key) != text:
@@ -809,14 +823,19 @@ class Simulation:
             self._events.clear()
             return
         events, self._events = _in_stable_order(self._events), []
-        state = self.get_state() if checkpoint else None
+        before_step, step = step is None, self.step_index if step is None else step
+        # A checkpoint saves only the memories the store does not hold yet (see StreamSaver).
+        state = self._state(self._saver, step) if checkpoint else None
         if checkpoint:
-            self._checkpoint_before_step = step is None
+            self._checkpoint_before_step = before_step
         if not events and state is None and not force_empty:
             return
-        self.store.commit_step(
-            self.step_index if step is None else step, time or self.now, events, state
-        )
+        try:
+            self.store.commit_step(step, time or self.now, events, state)
+        except BaseException:
+            self._saver.discard()
+            raise
+        self._saver.committed()
 
 
 def _in_stable_order(events: list[Event]) -> list[Event]:

@@ -36,7 +36,11 @@ from societas.memory.records import (
     to_hours,
 )
 
-STATE_FORMAT = 1
+# Format 2 stores times as base64 float64 bytes; format 1 (JSON lists) is still read.
+STATE_FORMAT = 2
+READABLE_FORMATS = frozenset({1, 2})
+# Columns of :meth:`MemoryStream.rows_state`: fixed once a record is added.
+ROW_COLUMNS = ("kinds", "texts", "created", "importance", "depth", "evidence", "embeddings")
 MIN_IMPORTANCE = 1.0
 MAX_IMPORTANCE = 10.0
 
@@ -341,20 +345,44 @@ class MemoryStream:
     # -------------------------------------------------------------------------------------- state
 
     def get_state(self) -> dict[str, Any]:
-        """The complete state as JSON-serialisable data (embeddings as base64 float32 bytes)."""
-        n = self._size
+        """The complete state as JSON-serialisable data: :meth:`head_state` and every row.
+
+        Embeddings travel as base64 float32 bytes and times (hours) as base64 float64 bytes.
+        """
+        return {**self.head_state(), **self.rows_state(0)}
+
+    def head_state(self) -> dict[str, Any]:
+        """The part of the state that changes in place: access times and reflection progress.
+
+        The rest (:meth:`rows_state`) only ever grows, so a checkpoint writer can save the rows
+        added since its last save and this head, instead of the whole stream every time.
+        """
         return {
             "format": STATE_FORMAT,
             "dim": self._dim,
-            "kinds": [MemoryKind(int(c)).label for c in self._kind[:n]],
-            "texts": list(self._texts),
-            "created": self._created[:n].tolist(),
-            "last_access": self._last_access[:n].tolist(),
-            "importance": self._importance[:n].tolist(),
-            "depth": self._depth[:n].tolist(),
-            "evidence": [list(ids) for ids in self._evidence],
-            "embeddings": base64.b64encode(self._embeddings[:n].astype("<f4").tobytes()).decode(),
+            "last_access": _hours_text(self._last_access[: self._size]),
             "unreflected": self._unreflected,
+        }
+
+    def rows_state(self, first: int) -> dict[str, Any]:
+        """The columns of records ``first`` onwards (:data:`ROW_COLUMNS`), which never change.
+
+        Joining the rows of consecutive ranges column by column (lists concatenated, base64
+        strings as bytes) gives the rows of the whole range.
+        """
+        if not 0 <= first <= self._size:
+            raise ValueError(f"first row {first} is outside the stream's 0..{self._size}")
+        n = self._size
+        return {
+            "kinds": [MemoryKind(int(c)).label for c in self._kind[first:n]],
+            "texts": self._texts[first:n],
+            "created": _hours_text(self._created[first:n]),
+            "importance": self._importance[first:n].tolist(),
+            "depth": self._depth[first:n].tolist(),
+            "evidence": [list(ids) for ids in self._evidence[first:n]],
+            "embeddings": base64.b64encode(
+                self._embeddings[first:n].astype("<f4").tobytes()
+            ).decode(),
         }
 
     @classmethod
@@ -380,13 +408,15 @@ class _StateReader:
         ]
         if missing:
             raise ValueError(f"memory stream state lacks field(s): {', '.join(missing)}")
-        if state["format"] != STATE_FORMAT:
+        if state["format"] not in READABLE_FORMATS:
             raise ValueError(f"memory stream state format {state['format']!r} is not supported")
         self.state = state
         self.size = len(state["texts"])
+        self.hours = {key: self._hours(key, state["format"]) for key in ("created", "last_access")}
         for key in self._COLUMNS:
-            if len(state[key]) != self.size:
-                raise ValueError(f"memory stream state field {key!r} has {len(state[key])} rows")
+            rows = len(self.hours[key]) if key in self.hours else len(state[key])
+            if rows != self.size:
+                raise ValueError(f"memory stream state field {key!r} has {rows} rows")
 
     def build(self) -> MemoryStream:
         state = self.state
@@ -397,8 +427,8 @@ class _StateReader:
         n = self.size
         stream._size = n
         stream._kind[:n] = [MemoryKind.parse(k) for k in state["kinds"]]
-        stream._created[:n] = self._floats("created")
-        stream._last_access[:n] = self._floats("last_access")
+        stream._created[:n] = self.hours["created"]
+        stream._last_access[:n] = self.hours["last_access"]
         stream._importance[:n] = self._importances()
         stream._depth[:n] = np.asarray(state["depth"], dtype=np.int16)
         stream._embeddings[:n] = self._embeddings(dim)
@@ -407,8 +437,23 @@ class _StateReader:
         stream._unreflected = float(state.get("unreflected", 0.0))
         return stream
 
+    def _hours(self, key: str, version: int) -> npt.NDArray[np.float64]:
+        if version == 1:
+            return self._floats(key)
+        value = self.state[key]
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"memory stream state field {key!r} is not base64") from error
+        if len(raw) % 8:
+            raise ValueError(f"memory stream state field {key!r} has {len(raw)} bytes")
+        return self._finite(key, np.frombuffer(raw, dtype="<f8").astype(np.float64))
+
     def _floats(self, key: str) -> npt.NDArray[np.float64]:
-        values = np.asarray(self.state[key], dtype=np.float64)
+        return self._finite(key, np.asarray(self.state[key], dtype=np.float64))
+
+    @staticmethod
+    def _finite(key: str, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         if not np.isfinite(values).all():
             raise ValueError(f"memory stream state field {key!r} holds non-finite values")
         return values
@@ -437,6 +482,10 @@ class _StateReader:
                 f"memory stream state field 'embeddings' has {len(raw)} bytes, expected {expected}"
             )
         return np.frombuffer(raw, dtype="<f4").reshape(self.size, dim or 0).astype(np.float32)
+
+
+def _hours_text(hours: npt.NDArray[np.float64]) -> str:
+    return base64.b64encode(hours.astype("<f8").tobytes()).decode()
 
 
 def _read_only(array: ArrayT) -> ArrayT:
