@@ -487,6 +487,22 @@ def test_endpoints_file_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (first.url, first.max_concurrency, first.rpm) == ("http://gpu01:8000/v1", 32, None)
     assert (hosted.max_concurrency, hosted.rpm, hosted.tpm) == (4, 500.0, 200000.0)
     assert (hosted.api_key_env, config.unhealthy_after) == ("HOSTED_KEY", 5)
+    # Defaults: a 120-s attempt, and twice as many attempts as endpoints.
+    pool = EndpointPool("m", config)
+    assert (pool.max_attempts, pool._endpoints[0].backend.request_timeout_s) == (4, 120.0)
+
+
+def test_endpoints_file_sets_the_attempt_timeout_and_the_attempts_per_call() -> None:
+    config = endpoints_from_text(
+        "endpoints:\n  - url: http://a:8000/v1\n  - url: http://b:8000/v1\n"
+        "request_timeout_s: 30\nmax_attempts: 5\n"
+    )
+    pool = EndpointPool("m", config)
+    assert pool.max_attempts == 5
+    assert [e.backend.request_timeout_s for e in pool._endpoints] == [30.0, 30.0]
+    assert EndpointPool("m", config, max_attempts=2, request_timeout_s=3).max_attempts == 2
+    with pytest.raises(EndpointsFileError, match=r"e\.yaml:3: max_attempts"):
+        endpoints_from_text("endpoints:\n  - url: http://a/v1\nmax_attempts: 0\n", "e.yaml")
 
 
 @pytest.mark.parametrize(

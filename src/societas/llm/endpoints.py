@@ -14,6 +14,8 @@ An endpoints file is YAML: the servers, each with its own limits, and optional d
         api_key_env: EXAMPLE_API_KEY   # the variable holding its key, never the key itself
     unhealthy_after: 3         # consecutive failures before an endpoint is set aside
     probe_interval_s: 5        # how often a set-aside endpoint is asked whether it is back
+    request_timeout_s: 120     # one attempt on one endpoint, before the call moves on
+    max_attempts: 6            # attempts of one call over all endpoints (default: 2 x endpoints)
 
 Every problem names the file, the field and the line::
 
@@ -106,6 +108,8 @@ class EndpointsConfig(BaseModel):
     endpoints: tuple[EndpointSpec, ...] = Field(min_length=1)
     unhealthy_after: int = Field(default=3, ge=1, le=1000)
     probe_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    request_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
 
 
 def public_url(url: str) -> str:

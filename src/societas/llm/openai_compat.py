@@ -135,6 +135,7 @@ class OpenAIBackend:
                 f"json_schema_mode must be 'auto', 'on' or 'off', not {json_schema_mode!r}"
             )
         self.model = model
+        self.request_timeout_s = request_timeout_s
         self._secret = api_key_from_variable(api_key_env) if api_key_env else None
         self._client = openai_client(base_url, request_timeout_s, self._secret)
         self.base_url = str(self._client.base_url).rstrip("/")

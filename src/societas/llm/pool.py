@@ -125,7 +125,8 @@ class EndpointPool:
     ``request_timeout_s`` bounds one attempt on one endpoint (keep it below the client's
     ``timeout_s`` so a hung replica leaves time to fail over). ``max_attempts`` bounds the
     attempts of one call (default: twice the number of endpoints); each endpoint is tried at most
-    once per call, except one that answered 429, which is tried again after its wait.
+    once per call, except one that answered 429, which is tried again after its wait. Both
+    default to the endpoints file's fields of the same names.
     ``clock`` drives the rate limits (tests pass a fake one).
     """
 
@@ -135,7 +136,7 @@ class EndpointPool:
         config: EndpointsConfig,
         *,
         json_schema_mode: JsonSchemaMode = "auto",
-        request_timeout_s: float = 120.0,
+        request_timeout_s: float | None = None,
         probe_timeout_s: float = 10.0,
         recovery_wait_s: float = 30.0,
         max_attempts: int | None = None,
@@ -149,7 +150,8 @@ class EndpointPool:
         self.config = config
         self.probe_timeout_s = probe_timeout_s
         self.recovery_wait_s = recovery_wait_s
-        self.max_attempts = max_attempts or 2 * len(config.endpoints)
+        self.max_attempts = max_attempts or config.max_attempts or 2 * len(config.endpoints)
+        request_timeout_s = request_timeout_s or config.request_timeout_s
         self.clock: Clock = clock or MonotonicClock()
         self._endpoints: list[_Endpoint] = []
         try:
