@@ -90,14 +90,14 @@ def test_split_leaves_references_and_join_puts_the_rows_back() -> None:
     part = appended("a", first=2, count=1, columns={"texts": ["c"]}, head={"dim": 4})
     empty = appended("b", first=0, count=0, columns={"texts": []}, head={"dim": 4})
     state = {"agents": {"A": {"memory": part, "home": "x"}, "B": {"memory": empty}}}
-    saved, new = split_segments(state)
+    saved, new, keys = split_segments(state)
     assert state["agents"]["A"]["memory"] is part  # the caller's state is left alone
     assert saved["agents"]["A"] == {
         "memory": {"dim": 4, "$appended": {"key": "a", "size": 3}},
         "home": "x",
     }
     assert saved["agents"]["B"] == {"memory": {"dim": 4, "texts": []}}
-    assert new == [Segment("a", 2, 1, {"texts": ["c"]})]
+    assert new == [Segment("a", 2, 1, {"texts": ["c"]})] and keys == {"a"}
     stored = [Segment("a", 0, 2, {"texts": ["a", "b"]}), *new]
     whole = join_segments(saved, lambda key, size: stored)
     assert whole["agents"]["A"]["memory"] == {"dim": 4, "texts": ["a", "b", "c"]}

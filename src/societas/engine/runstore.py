@@ -53,7 +53,6 @@ from societas.engine.segments import (
     Segment,
     SegmentError,
     join_segments,
-    referenced_keys,
     split_segments,
 )
 from societas.testing.killpoints import kill_point
@@ -310,15 +309,16 @@ class RunStore:
         if step < 0:
             raise ValueError(f"step must be >= 0 (got {step})")
         rows = [_encode_event(event, step) for event in events]
-        blob, segments, keys = None, [], set()
+        blob: bytes | None = None
+        segments: list[tuple[str, int, int, bytes]] = []
+        keys: set[str] = set()
         if checkpoint_state is not None:
             try:
-                saved_state, new_segments = split_segments(checkpoint_state)
+                saved_state, new_segments, keys = split_segments(checkpoint_state)
             except ValueError as exc:
                 raise ValueError(f"checkpoint state of step {step}: {exc}") from exc
             blob = _encode_state(saved_state, step)
             segments = [_encode_segment(segment, step) for segment in new_segments]
-            keys = referenced_keys(saved_state)
         with self._write(f"commit step {step}", durable=blob is not None):
             conn = self._connection()
             last = self._read_meta(conn, LAST_STEP_KEY, None)

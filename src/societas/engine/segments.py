@@ -11,7 +11,7 @@ Columns are joined range after range: JSON lists are concatenated, strings are b
 are concatenated as bytes (fixed-width binary, such as float32 embeddings).
 
 >>> part = appended("Ada@0", first=0, count=2, columns={"texts": ["a", "b"]}, head={"dim": 2})
->>> state, segments = split_segments({"agents": {"Ada": {"memory": part}}})
+>>> state, segments, keys = split_segments({"agents": {"Ada": {"memory": part}}})
 >>> state["agents"]["Ada"]["memory"]
 {'dim': 2, '$appended': {'key': 'Ada@0', 'size': 2}}
 >>> [(segment.key, segment.first, segment.rows) for segment in segments]
@@ -62,14 +62,24 @@ def appended(
     }
 
 
-def split_segments(state: Mapping[str, Any]) -> tuple[dict[str, Any], list[Segment]]:
-    """The state to save, with each appended part reduced to its head and a reference, and the
-    new segments to save beside it. ``state`` itself is left as it was.
+class SplitState(NamedTuple):
+    """A checkpoint state made ready to save: see :func:`split_segments`."""
+
+    state: dict[str, Any]
+    segments: list[Segment]
+    keys: set[str]
+
+
+def split_segments(state: Mapping[str, Any]) -> SplitState:
+    """The state to save, with each appended part reduced to its head and a reference; the new
+    segments to save beside it; and every key the saved state refers to. ``state`` itself is
+    left as it was.
 
     A part with no new rows gives no segment; one with no rows at all is saved whole, as a
     plain object (there is nothing to share between checkpoints).
     """
     segments: list[Segment] = []
+    keys: set[str] = set()
 
     def visit(node: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -81,6 +91,7 @@ def split_segments(state: Mapping[str, Any]) -> tuple[dict[str, Any], list[Segme
                     continue
                 if segment.rows:
                     segments.append(segment)
+                keys.add(segment.key)
                 out[name] = {"key": segment.key, "size": segment.first + segment.rows}
             elif isinstance(value, Mapping):
                 out[name] = visit(value)
@@ -88,22 +99,7 @@ def split_segments(state: Mapping[str, Any]) -> tuple[dict[str, Any], list[Segme
                 out[name] = value
         return out
 
-    return visit(state), segments
-
-
-def referenced_keys(state: Mapping[str, Any]) -> set[str]:
-    """Keys of the appended parts a saved state (as :func:`split_segments` leaves it) refers to."""
-    keys: set[str] = set()
-
-    def visit(node: Mapping[str, Any]) -> None:
-        for name, value in node.items():
-            if name == APPENDED_KEY and isinstance(value, Mapping):
-                keys.add(str(value.get("key")))
-            elif isinstance(value, Mapping):
-                visit(value)
-
-    visit(state)
-    return keys
+    return SplitState(visit(state), segments, keys)
 
 
 def join_segments(state: Mapping[str, Any], load: SegmentLoader) -> dict[str, Any]:
