@@ -7,7 +7,8 @@ calls of one phase of a step run concurrently; their results are applied in a fi
 is reproducible from its seed and the response cache.
 
 Everything that happens is written to the run store, step by step, in one transaction per step,
-with a checkpoint of the whole world every few steps; ``Simulation.resume`` continues a run that
+with a checkpoint of the whole world every few steps (memories the store already holds are not
+saved again: see :mod:`societas.engine.checkpoints`); ``Simulation.resume`` continues a run that
 was killed from its last checkpoint and ends with the same log as an uninterrupted run.
 """
 
