@@ -76,7 +76,7 @@ async def test_indexed_perception_matches_a_scan_of_every_agent(
 ) -> None:
     indexed = await scripted_run(tmp_path / "indexed")
 
-    def scan(world: World, agent: str, radius: int) -> list[SeenAgent]:
+    def scan(world: World, agent: str, radius: int, limit: int) -> list[SeenAgent]:
         x, y = world.position(agent)
         seen = []
         for other in world.agents:
@@ -94,7 +94,7 @@ async def test_indexed_perception_matches_a_scan_of_every_agent(
                     world.activity_emoji(other),
                 )
             )
-        return sorted(seen, key=lambda s: (s.distance, s.name))
+        return sorted(seen, key=lambda s: (s.distance, s.name))[:limit]
 
     monkeypatch.setattr(World, "_agents_in_view", scan)
     scanned = await scripted_run(tmp_path / "scanned")
