@@ -169,3 +169,27 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
     sim.close("finished")
     every_room = set(World.from_scenario(town).place_choices("room"))
     assert all(set(allowed) == every_room for _, allowed in offered_places(small, "plan"))
+
+
+async def test_in_a_crowd_a_reaction_weighs_only_the_people_noticed(tmp_path: Path) -> None:
+    scenario = grid_town(24, random.Random(5), residents_per_home=4, homes=4)
+    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "do": "continue"}).responder)
+    config = SimulationConfig(seed=5)
+    sim = await Simulation.start(scenario, tmp_path / "run", llm, config)
+    crowds: list[int] = []
+
+    def largest_crowd(sim: Simulation) -> None:
+        radius = config.vision_radius
+        crowds.append(max(len(sim.world.agents_near(name, radius)) for name in sim.agents))
+
+    await sim.run(hours=4, on_step=largest_crowd)
+    sim.close("finished")
+    assert max(crowds) > config.max_perceived, "nobody ever stood in a crowd"
+    people = [
+        call.prompt_text.split("People you see:\n", 1)[1].split("Your places:", 1)[0]
+        for call in llm.calls
+        if call.purpose == "react"
+    ]
+    assert people, "nobody reacted"
+    listed = [sum(line.strip().startswith("- ") for line in block.splitlines()) for block in people]
+    assert min(listed) >= 1 and max(listed) <= config.max_perceived

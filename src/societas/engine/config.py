@@ -17,7 +17,12 @@ class SimulationConfig(BaseModel):
     seed: int = 0
     reflection_threshold: float = Field(default=150.0, gt=0)
     vision_radius: int = Field(default=8, ge=0, description="tiles; rooms here are compact")
-    max_perceived: int = Field(default=3, ge=0)
+    max_perceived: int = Field(
+        default=3,
+        ge=0,
+        description="nearest agents (and changed objects) noticed per step; reactions weigh "
+        "only the agents noticed",
+    )
     talk_cooldown_hours: float = Field(default=3.0, ge=0)
     react_cooldown_hours: float = Field(
         default=1.0, ge=0, description="before an agent weighs reacting to the same person again"

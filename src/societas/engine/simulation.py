@@ -310,9 +310,9 @@ class Simulation:
         await self._apply_interventions(now)
         await self._think(now)
         self._act(now)
-        seen = self._perceive(now)
+        seen, in_sight = self._perceive(now)
         await self._remember_observations(seen, now)
-        conversations = await self._react(seen, now)
+        conversations = await self._react(seen, in_sight, now)
         await self._converse(conversations, now)
         await self._for_each_agent(
             lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights),
@@ -412,13 +412,17 @@ class Simulation:
                     None, "object_state", {"object": action.object, "state": action.object_state}
                 )
 
-    def _perceive(self, now: datetime) -> dict[str, list[tuple[str, int]]]:
-        """New things each agent notices this step, with their importance.
+    def _perceive(
+        self, now: datetime
+    ) -> tuple[dict[str, list[tuple[str, int]]], dict[str, list[str]]]:
+        """New things each agent notices this step, with their importance, and the agents each
+        has in sight (the ``max_perceived`` nearest, nearest first).
 
         Seeing someone do something is remembered with the importance the actor's own planning
         call gave that action, and a changed object is routine, so perception costs no model call.
         """
         seen: dict[str, list[tuple[str, int]]] = {}
+        in_sight: dict[str, list[str]] = {}
         for name in sorted(self.agents):
             agent = self.agents[name]
             if agent.is_asleep(now):
@@ -427,6 +431,7 @@ class Simulation:
             perception = self.world.perceive(
                 name, radius=self.config.vision_radius, limit=self.config.max_perceived
             )
+            in_sight[name] = [other.name for other in perception.agents]
             fresh: list[tuple[str, int]] = []
             for key, text in perception.items(limit=self.config.max_perceived):
                 if agent.last_seen.get(key) != text:
@@ -435,7 +440,7 @@ class Simulation:
             seen[name] = fresh
             for text, _ in fresh:
                 self._emit(name, "observation", {"text": text})
-        return seen
+        return seen, in_sight
 
     def _importance_of_sight(self, key: str) -> int:
         kind, _, subject = key.partition(":")
@@ -468,9 +473,14 @@ class Simulation:
         await self._for_each_agent(remember, only=noticed)
 
     async def _react(
-        self, seen: dict[str, list[tuple[str, int]]], now: datetime
+        self,
+        seen: dict[str, list[tuple[str, int]]],
+        in_sight: dict[str, list[str]],
+        now: datetime,
     ) -> list[Conversation]:
-        """Agents who noticed someone they have not talked with lately decide what to do."""
+        """Agents who noticed something new decide what to do about the people in sight they have
+        not talked with lately. Only the people an agent notices (its ``max_perceived`` nearest)
+        are weighed, so a reaction in a crowd costs what one among a few people does."""
         candidates: dict[str, list[str]] = {}
         for name in sorted(self.agents):
             agent = self.agents[name]
@@ -478,7 +488,7 @@ class Simulation:
                 continue
             others = [
                 other
-                for other in self.world.agents_near(name, self.config.vision_radius)
+                for other in in_sight.get(name, ())
                 if not self.agents[other].is_asleep(now)
                 and self._may_talk(name, other, now)
                 and self._may_react(name, other, now)
@@ -800,8 +810,12 @@ class Simulation:
             self.store.commit_step(self.step_index, self.now, calls)
 
     def _emit(self, agent: str | None, kind: str, data: dict[str, Any]) -> None:
+        # Built unvalidated: the engine's own fields are well-typed, a large town emits hundreds
+        # of thousands of events an hour, and the run store checks each kind as it writes it.
         self._events.append(
-            Event(step=self.step_index, time=self.now, kind=kind, agent=agent, data=data)
+            Event.model_construct(
+                step=self.step_index, time=self.now, kind=kind, agent=agent, data=data
+            )
         )
 
     def _drain_outboxes(self) -> None:
