@@ -116,6 +116,14 @@ def test_path_to_place_goes_to_its_nearest_tile() -> None:
     assert grid.path_to_place((0, 4), "Home") == [(1, 4), (2, 4), (3, 4), (3, 3), (3, 2)]
 
 
+def test_a_path_cut_to_max_steps_is_the_start_of_the_whole_path() -> None:
+    grid = place_map()
+    whole = grid.path_to_place((6, 4), "Home:room:bed")
+    assert whole is not None and len(whole) > 3
+    for steps in range(len(whole) + 2):
+        assert grid.path_to_place((6, 4), "Home:room:bed", max_steps=steps) == whole[:steps]
+
+
 def test_distance_field_is_cached_and_read_only() -> None:
     grid = place_map()
     field = grid.distance_field("Home:hall")

@@ -210,10 +210,12 @@ class World:
         way when None); True when it moved."""
         if max_tiles is not None and max_tiles < 0:
             raise WorldError(f"max_tiles must not be negative, got {max_tiles}")
-        route = self.path(agent, address)
-        if not route or max_tiles == 0:
+        if max_tiles == 0:
             return False
-        tile = route[: max_tiles or None][-1]
+        route = self.tilemap.path_to_place(self.position(agent), address, max_steps=max_tiles)
+        if not route:
+            return False
+        tile = route[-1]
         self._positions[agent] = tile
         self._nearby.place(agent, tile)
         return True

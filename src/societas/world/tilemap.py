@@ -168,15 +168,19 @@ class TileMap:
                 queue.append(neighbour)
         return None
 
-    def path_to_place(self, start: Tile, address: str) -> list[Tile] | None:
-        """Shortest path to the nearest tile of an area, room or object (its own tile)."""
+    def path_to_place(
+        self, start: Tile, address: str, max_steps: int | None = None
+    ) -> list[Tile] | None:
+        """Shortest path to the nearest tile of an area, room or object (its own tile); only its
+        first ``max_steps`` tiles when given (a walker's stretch for one step of the clock)."""
         current = self._index(start)
         distances = self._field(address, near=current)
         remaining = distances[current]
         if remaining == UNREACHABLE:
             return None
+        stop = 0 if max_steps is None else max(remaining - max_steps, 0)
         path: list[Tile] = []
-        while remaining > 0:
+        while remaining > stop:
             remaining -= 1
             current = next(n for n in self._adjacent[current] if distances[n] == remaining)
             path.append(self._tile(current))
