@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import doctest
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,7 @@ from societas.engine.simulation import Simulation
 from societas.memory.stream import MemoryStream
 from societas.world.scenario import load_scenario
 from test_engine import scripted_llm
-
-T0 = datetime(2026, 2, 13, 8, 0)
-
-
-def at(step: int) -> datetime:
-    return T0 + timedelta(minutes=10 * step)
+from test_runstore import T0, at
 
 
 def grown(stream: MemoryStream, count: int, start: int = 0) -> MemoryStream:
