@@ -171,7 +171,7 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
     assert all(set(allowed) == every_room for _, allowed in offered_places(small, "plan"))
 
 
-async def test_in_a_crowd_a_reaction_weighs_only_the_people_noticed(tmp_path: Path) -> None:
+async def test_in_a_crowd_a_reaction_lists_only_the_nearest_people(tmp_path: Path) -> None:
     scenario = grid_town(24, random.Random(5), residents_per_home=4, homes=4)
     llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "do": "continue"}).responder)
     config = SimulationConfig(seed=5)

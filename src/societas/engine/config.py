@@ -20,8 +20,8 @@ class SimulationConfig(BaseModel):
     max_perceived: int = Field(
         default=3,
         ge=0,
-        description="nearest agents (and changed objects) noticed per step; reactions weigh "
-        "only the agents noticed",
+        description="nearest agents (and changed objects) noticed per step; a reaction's prompt "
+        "lists at most this many of the people in view",
     )
     talk_cooldown_hours: float = Field(default=3.0, ge=0)
     react_cooldown_hours: float = Field(

@@ -310,9 +310,9 @@ class Simulation:
         await self._apply_interventions(now)
         await self._think(now)
         self._act(now)
-        seen, in_sight = self._perceive(now)
+        seen = self._perceive(now)
         await self._remember_observations(seen, now)
-        conversations = await self._react(seen, in_sight, now)
+        conversations = await self._react(seen, now)
         await self._converse(conversations, now)
         await self._for_each_agent(
             lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights),
@@ -412,17 +412,13 @@ class Simulation:
                     None, "object_state", {"object": action.object, "state": action.object_state}
                 )
 
-    def _perceive(
-        self, now: datetime
-    ) -> tuple[dict[str, list[tuple[str, int]]], dict[str, list[str]]]:
-        """New things each agent notices this step, with their importance, and the agents each
-        has in sight (the ``max_perceived`` nearest, nearest first).
+    def _perceive(self, now: datetime) -> dict[str, list[tuple[str, int]]]:
+        """New things each agent notices this step, with their importance.
 
         Seeing someone do something is remembered with the importance the actor's own planning
         call gave that action, and a changed object is routine, so perception costs no model call.
         """
         seen: dict[str, list[tuple[str, int]]] = {}
-        in_sight: dict[str, list[str]] = {}
         for name in sorted(self.agents):
             agent = self.agents[name]
             if agent.is_asleep(now):
@@ -431,7 +427,6 @@ class Simulation:
             perception = self.world.perceive(
                 name, radius=self.config.vision_radius, limit=self.config.max_perceived
             )
-            in_sight[name] = [other.name for other in perception.agents]
             fresh: list[tuple[str, int]] = []
             for key, text in perception.items(limit=self.config.max_perceived):
                 if agent.last_seen.get(key) != text:
@@ -440,7 +435,7 @@ class Simulation:
             seen[name] = fresh
             for text, _ in fresh:
                 self._emit(name, "observation", {"text": text})
-        return seen, in_sight
+        return seen
 
     def _importance_of_sight(self, key: str) -> int:
         kind, _, subject = key.partition(":")
@@ -473,14 +468,12 @@ class Simulation:
         await self._for_each_agent(remember, only=noticed)
 
     async def _react(
-        self,
-        seen: dict[str, list[tuple[str, int]]],
-        in_sight: dict[str, list[str]],
-        now: datetime,
+        self, seen: dict[str, list[tuple[str, int]]], now: datetime
     ) -> list[Conversation]:
-        """Agents who noticed something new decide what to do about the people in sight they have
-        not talked with lately. Only the people an agent notices (its ``max_perceived`` nearest)
-        are weighed, so a reaction in a crowd costs what one among a few people does."""
+        """Agents who noticed something new decide what to do about the people in view they have
+        not talked with lately. All of those count as weighed (none comes up again within the
+        react cooldown), but the prompt lists only the ``max_perceived`` nearest, so a reaction
+        in a crowd costs what one among a few people does."""
         candidates: dict[str, list[str]] = {}
         for name in sorted(self.agents):
             agent = self.agents[name]
@@ -488,7 +481,7 @@ class Simulation:
                 continue
             others = [
                 other
-                for other in in_sight.get(name, ())
+                for other in self.world.agents_near(name, self.config.vision_radius)
                 if not self.agents[other].is_asleep(now)
                 and self._may_talk(name, other, now)
                 and self._may_react(name, other, now)
@@ -501,7 +494,7 @@ class Simulation:
                 self.agents[name].last_react_hours[other] = hours_now
 
         async def decide(agent: Agent) -> Any:
-            others = candidates[agent.name]
+            others = candidates[agent.name][: self.config.max_perceived]
             recalled = await agent.recall_each(self.llm, others, now, k=3, weights=self.weights)
             visible = [
                 SeenAgent(name=other, activity=self.world.activity(other), memories=tuple(texts))
