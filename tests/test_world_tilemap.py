@@ -122,6 +122,8 @@ def test_a_path_cut_to_max_steps_is_the_start_of_the_whole_path() -> None:
     assert whole is not None and len(whole) > 3
     for steps in range(len(whole) + 2):
         assert grid.path_to_place((6, 4), "Home:room:bed", max_steps=steps) == whole[:steps]
+    with pytest.raises(ValueError, match="max_steps must not be negative"):
+        grid.path_to_place((6, 4), "Home:room:bed", max_steps=-1)
 
 
 def test_distance_field_is_cached_and_read_only() -> None:

@@ -212,7 +212,7 @@ class World:
             raise WorldError(f"max_tiles must not be negative, got {max_tiles}")
         if max_tiles == 0:
             return False
-        route = self.tilemap.path_to_place(self.position(agent), address, max_steps=max_tiles)
+        route = self.path(agent, address, max_steps=max_tiles)
         if not route:
             return False
         tile = route[-1]
@@ -220,10 +220,11 @@ class World:
         self._nearby.place(agent, tile)
         return True
 
-    def path(self, agent: str, address: str) -> list[Tile] | None:
+    def path(self, agent: str, address: str, max_steps: int | None = None) -> list[Tile] | None:
         """Shortest path from the agent to the nearest tile of a place (start excluded, end
-        included; ``[]`` when already there, ``None`` when unreachable)."""
-        return self.tilemap.path_to_place(self.position(agent), address)
+        included; ``[]`` when already there, ``None`` when unreachable), only its first
+        ``max_steps`` tiles when given."""
+        return self.tilemap.path_to_place(self.position(agent), address, max_steps)
 
     def set_activity(self, agent: str, text: str, emoji: str = "") -> None:
         """Record what the agent is doing, as others will perceive it ("making coffee")."""

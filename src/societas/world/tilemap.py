@@ -173,6 +173,8 @@ class TileMap:
     ) -> list[Tile] | None:
         """Shortest path to the nearest tile of an area, room or object (its own tile); only its
         first ``max_steps`` tiles when given (a walker's stretch for one step of the clock)."""
+        if max_steps is not None and max_steps < 0:
+            raise ValueError(f"max_steps must not be negative, got {max_steps}")
         current = self._index(start)
         distances = self._field(address, near=current)
         remaining = distances[current]
