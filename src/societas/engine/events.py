@@ -28,6 +28,7 @@ Kinds and their ``data`` fields (the contract between the engine, measurements a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,3 +64,40 @@ class Event(BaseModel):
     kind: str
     agent: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+# Where an event goes in its step's log: (emission count, agent of a per-agent pass, index).
+EventKey = tuple[int, str, int]
+CALL_KEY: EventKey = (-1, "", 0)  # model calls are ordered by what they were (in_stable_order)
+
+
+# A total order of a step's events: (0, EventKey) for world events, (1, what a call was) for calls.
+OrderKey = tuple[int, tuple[Any, ...]]
+
+
+def order_key(key: EventKey, event: Event) -> OrderKey:
+    """Where ``event``, emitted under ``key``, goes in its step's log (see in_stable_order)."""
+    if event.kind != "llm_call":
+        return (0, key)
+    data = event.data
+    return (
+        1,
+        (
+            event.agent or "",
+            str(data.get("purpose", "")),
+            bool(data.get("cached")),
+            int(data.get("prompt_tokens", 0)),
+            int(data.get("completion_tokens", 0)),
+            str(data.get("error") or ""),
+        ),
+    )
+
+
+def in_stable_order(keyed: Sequence[tuple[EventKey, Event]]) -> list[Event]:
+    """A step's events with its model calls last, in an order that does not depend on timing.
+
+    Concurrent calls are recorded as their answers arrive; sorting them by what they were makes
+    the log of a run the same whichever answer came first (latencies aside). The other events go
+    by their keys, which is the order they were emitted in, however many shards emitted them.
+    """
+    return [event for _, event in sorted(keyed, key=lambda item: order_key(*item))]

@@ -92,6 +92,10 @@ class RunStoreError(Exception):
     """The run store cannot be used: not a run, damaged, newer schema, read-only or full disk."""
 
 
+# An event as stored: step, ISO time, kind, agent, JSON data.
+EventRow = tuple[int, str, str, str | None, str]
+
+
 class StoredEvent(NamedTuple):
     """An event with its row id (ids grow with insertion order; use them to page and stream)."""
 
@@ -217,6 +221,19 @@ class RunStore:
         return store
 
     @classmethod
+    def reopen_at_checkpoint(cls, directory: str | os.PathLike[str]) -> tuple[RunStore, Checkpoint]:
+        """Open a run to go on from its last checkpoint: what was recorded after it is dropped,
+        and the run is marked running again."""
+        store = cls.open(directory)
+        checkpoint = store.latest_checkpoint()
+        if checkpoint is None:
+            store.close()
+            raise RunStoreError(f"{directory} has no checkpoint to resume from")
+        store.truncate_after(checkpoint.step)
+        store.set_meta("status", "running")
+        return store, checkpoint
+
+    @classmethod
     def open(
         cls,
         directory: str | os.PathLike[str],
@@ -308,7 +325,23 @@ class RunStore:
         """
         if step < 0:
             raise ValueError(f"step must be >= 0 (got {step})")
-        rows = [_encode_event(event, step) for event in events]
+        self.commit_rows(
+            step, time, [encode_event(event, step) for event in events], checkpoint_state
+        )
+
+    def commit_rows(
+        self,
+        step: int,
+        time: datetime,
+        rows: Sequence[EventRow],
+        checkpoint_state: Mapping[str, Any] | None = None,
+    ) -> None:
+        """:meth:`commit_step` for events already encoded with :func:`encode_event` (by the
+        shards of a world, so the process that writes the store only writes)."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0 (got {step})")
+        if any(row[0] != step for row in rows):
+            raise ValueError(f"an event of another step was committed in step {step}")
         blob: bytes | None = None
         segments: list[tuple[str, int, int, bytes]] = []
         keys: set[str] = set()
@@ -822,7 +855,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def _encode_event(event: Event, step: int) -> tuple[int, str, str, str | None, str]:
+def encode_event(event: Event, step: int) -> EventRow:
+    """``event`` as the run store writes it (checked: its step, kind and JSON data)."""
     if event.step != step:
         raise ValueError(
             f"a {event.kind!r} event of step {event.step} was committed in step {step}"

@@ -10,13 +10,18 @@ Everything that happens is written to the run store, step by step, in one transa
 with a checkpoint of the whole world every few steps (memories the store already holds are not
 saved again: see :mod:`societas.engine.checkpoints`); ``Simulation.resume`` continues a run that
 was killed from its last checkpoint and ends with the same log as an uninterrupted run.
+
+A world too big for one process can be split over shards that step in lockstep, each owning
+some of the agents (:mod:`societas.engine.sharding`, :mod:`societas.engine.sharded_run`); the
+same loop runs on every shard, and the shards' records merge into this one's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,26 +31,36 @@ import numpy as np
 import numpy.typing as npt
 
 from societas.agents.agent import Agent, minute_of_day
+from societas.agents.cognition.dialogue import Conversation as Talk
 from societas.agents.cognition.dialogue import Participant, converse
+from societas.agents.cognition.importance import ImportanceMemo
 from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
 from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
-from societas.engine.events import Event
+from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, order_key
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
-from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.runstore import RunStore, encode_event
+from societas.engine.sharding import LEAD, AgentExchange, Shipment
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError, LLMOutputError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
+from societas.memory.stream import MemoryStream
 from societas.world.scenario import Scenario
 from societas.world.state import World
 
 T = TypeVar("T")
 STATE_VERSION = 1
 ROUTINE_IMPORTANCE = 2
+# What the shards of a world share after a phase (see _for_each_agent): (results, days).
+Share = tuple[bool, bool]
+EVERYTHING: Share = (True, True)
+RESULTS: Share = (True, False)
+DAYS: Share = (False, True)
+MINDS_ONLY: Share = (False, False)  # the work changed only each agent's own memories
 
 # Which agent a model call is made for, so the run store can attribute each call.
 _acting_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -95,7 +110,10 @@ class Simulation:
         *,
         knowers: dict[str, set[str]] | None = None,
         meter: Meter | None = None,
+        exchange: AgentExchange | None = None,
     ) -> None:
+        if exchange is not None and store is not None:
+            raise ValueError("a shard ships its records to the driver; it has no run store")
         self.scenario = scenario
         self.world = world
         self.agents = agents
@@ -104,7 +122,20 @@ class Simulation:
         self.config = config
         self.weights = RetrievalWeights()
         self.knowers = knowers if knowers is not None else _initial_knowers(scenario)
-        self._events: list[Event] = []
+        self._events: list[tuple[EventKey, Event]] = []
+        # Events are keyed so that shards' logs merge into the order one process writes: code
+        # every shard runs counts each event (recorded here or not), and a per-agent pass that
+        # only owners run keys its events by agent (see _emit).
+        self._emitted = 0
+        self._pass_agent: str | None = None
+        self._pass_index = 0
+        # Sharded (see societas.engine.sharding): the agents this shard owns, and what it
+        # would have committed, for the driver to collect.
+        self.exchange = exchange
+        self._owned = exchange.owned if exchange is not None else None
+        # The agents this simulation steps, in name order (every agent, unless it is a shard).
+        self._mine = sorted(self.agents if self._owned is None else self._owned)
+        self.shipments: list[Shipment] = []
         # Agents whose action changed in the current step (set by the think phase).
         self._changed: set[str] = set()
         # The newest checkpoint holds the state *before* the current step (start, fork, end of
@@ -140,11 +171,13 @@ class Simulation:
         *,
         meter: Meter | None = None,
         meta: dict[str, Any] | None = None,
+        exchange: AgentExchange | None = None,
     ) -> Simulation:
         """Create the world and agents from ``scenario`` and a new run store in ``out_dir``.
 
         With ``out_dir=None`` nothing is recorded (experiments use throwaway forks this way).
-        Initial memories are stored (embedded and rated) before the first step.
+        Initial memories are stored (embedded and rated) before the first step. With an
+        ``exchange`` the simulation is one shard of a world (``out_dir`` must be None).
         """
         config = config or SimulationConfig()
         world = World.from_scenario(scenario)
@@ -156,13 +189,14 @@ class Simulation:
         }
         store = None
         if out_dir is not None:
-            store = RunStore.create(out_dir, _run_meta(scenario, world, config, meta or {}))
-        sim = cls(scenario, world, agents, llm, store, config, meter=meter)
+            store = RunStore.create(out_dir, run_meta(scenario, world, config, meta or {}))
+        sim = cls(scenario, world, agents, llm, store, config, meter=meter, exchange=exchange)
         now = world.clock.now
         # Without memory (an ablation) agents start from their persona alone.
         initial = scenario.initial_memories if config.memory else (lambda name: [])
         await sim._for_each_agent(
-            lambda agent: agent.remember(llm, initial(agent.name), MemoryKind.OBSERVATION, now)
+            lambda agent: agent.remember(llm, initial(agent.name), MemoryKind.OBSERVATION, now),
+            share=MINDS_ONLY,
         )
         sim._drain_outboxes()
         sim._commit(checkpoint=True)
@@ -178,15 +212,9 @@ class Simulation:
         meter: Meter | None = None,
     ) -> Simulation:
         """Reopen a run at its last checkpoint, dropping anything recorded after it."""
-        store = RunStore.open(run_dir)
-        checkpoint = store.latest_checkpoint()
-        if checkpoint is None:
-            store.close()
-            raise RunStoreError(f"{run_dir} has no checkpoint to resume from")
-        store.truncate_after(checkpoint.step)
+        store, checkpoint = RunStore.reopen_at_checkpoint(run_dir)
         sim = cls.from_state(scenario, checkpoint.state, llm, store, meter=meter)
         sim._checkpoint_before_step = sim.step_index == checkpoint.step
-        store.set_meta("status", "running")
         return sim
 
     @classmethod
@@ -198,40 +226,70 @@ class Simulation:
         store: RunStore | None,
         *,
         meter: Meter | None = None,
+        exchange: AgentExchange | None = None,
     ) -> Simulation:
-        """Rebuild a simulation from :meth:`get_state` (shares nothing with the original)."""
+        """Rebuild a simulation from :meth:`get_state` (shares nothing with the original).
+
+        A shard (``exchange``) needs the whole state; it keeps the memories of its own agents.
+        """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported simulation state version {state.get('version')}")
         world = World.from_state(scenario, state["world"])
-        agents = {name: Agent.from_state(a) for name, a in state["agents"].items()}
+        owned = exchange.owned if exchange is not None else None
+        agents = {
+            name: Agent.from_state(a) if owned is None or name in owned else _shadow(a)
+            for name, a in state["agents"].items()
+        }
         config = SimulationConfig.model_validate(state["config"])
         knowers = {news: set(names) for news, names in state["knowers"].items()}
-        return cls(scenario, world, agents, llm, store, config, knowers=knowers, meter=meter)
+        return cls(
+            scenario,
+            world,
+            agents,
+            llm,
+            store,
+            config,
+            knowers=knowers,
+            meter=meter,
+            exchange=exchange,
+        )
 
     def get_state(self) -> dict[str, Any]:
         """The complete state of the simulation (JSON-serialisable)."""
         return self._state()
 
     def _state(self, saver: StreamSaver | None = None, step: int = 0) -> dict[str, Any]:
-        """The state; with a ``saver``, memory streams as the parts its run store lacks."""
+        """The state; with a ``saver``, memory streams as the parts its run store lacks.
+
+        A shard gives its own agents only, and the world (and who knows the news) only on the
+        lead shard: :func:`~societas.engine.sharding.merge_states` joins the parts.
+        """
         agents = {
             name: agent.get_state(
                 memory=None if saver is None else saver.part(name, agent.memory, step)
             )
             for name, agent in sorted(self.agents.items())
+            if self._owns(name)
         }
+        whole = self.exchange is None or self.exchange.index == LEAD
         return {
             "version": STATE_VERSION,
-            "world": self.world.get_state(),
+            "world": self.world.get_state() if whole else None,
             "agents": agents,
             "config": self.config.model_dump(mode="json"),
-            "knowers": {news: sorted(names) for news, names in sorted(self.knowers.items())},
+            "knowers": (
+                {news: sorted(names) for news, names in sorted(self.knowers.items())}
+                if whole
+                else None
+            ),
         }
 
     def fork(
         self, out_dir: str | Path | None = None, *, llm: LanguageModel | None = None
     ) -> Simulation:
         """An independent copy of the whole world now; ``out_dir`` gives it its own run store."""
+        if self.exchange is not None:
+            raise RuntimeError("a shard holds only its own agents' memories: fork the run instead")
         store = None
         if out_dir is not None:
             meta = dict(self.store.meta()) if self.store else {}
@@ -316,7 +374,8 @@ class Simulation:
         await self._converse(conversations, now)
         await self._for_each_agent(
             lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights),
-            only=[n for n in sorted(self.agents) if self.agents[n].reflection_due(self.config)],
+            only=[n for n in self._mine if self.agents[n].reflection_due(self.config)],
+            share=MINDS_ONLY,
         )
         self._drain_outboxes()
         step, checkpoint = (
@@ -359,7 +418,7 @@ class Simulation:
             for text, importance, kind in memories.get(agent.name, []):
                 await agent.remember(self.llm, [text], kind, now, known=[importance])
 
-        await self._for_each_agent(remember, only=sorted(memories))
+        await self._for_each_agent(remember, only=sorted(memories), share=MINDS_ONLY)
 
     async def _think(self, now: datetime) -> None:
         # Only agents with something to do get a task: most keep their plan and action.
@@ -367,13 +426,14 @@ class Simulation:
             lambda agent: agent.ensure_plan(
                 self.llm, now, self._plan_places(agent), self.config, self.weights
             ),
-            only=[n for n in sorted(self.agents) if self.agents[n].needs_plan(now)],
+            only=[n for n in self._mine if self.agents[n].needs_plan(now)],
+            share=DAYS,
         )
         changed = await self._for_each_agent(
             lambda agent: agent.ensure_action(
                 self.llm, now, self._objects_of, self.config, self.weights
             ),
-            only=[n for n in sorted(self.agents) if self.agents[n].needs_action(now)],
+            only=[n for n in self._mine if self.agents[n].needs_action(now)],
         )
         self._changed = {name for name, did in changed.items() if did}
 
@@ -421,6 +481,8 @@ class Simulation:
         seen: dict[str, list[tuple[str, int]]] = {}
         for name in sorted(self.agents):
             agent = self.agents[name]
+            if not self._owns(name):
+                continue  # its owner shard looks for it
             if agent.is_asleep(now):
                 seen[name] = []
                 continue
@@ -433,8 +495,9 @@ class Simulation:
                     agent.last_seen[key] = text
                     fresh.append((text, self._importance_of_sight(key)))
             seen[name] = fresh
-            for text, _ in fresh:
-                self._emit(name, "observation", {"text": text})
+            with self._agent_pass(name):
+                for text, _ in fresh:
+                    self._emit(name, "observation", {"text": text})
         return seen
 
     def _importance_of_sight(self, key: str) -> int:
@@ -465,7 +528,7 @@ class Simulation:
             )
 
         noticed = [n for n in sorted(self.agents) if seen.get(n) or n in self._changed]
-        await self._for_each_agent(remember, only=noticed)
+        await self._for_each_agent(remember, only=noticed, share=MINDS_ONLY)
 
     async def _react(
         self, seen: dict[str, list[tuple[str, int]]], now: datetime
@@ -511,9 +574,10 @@ class Simulation:
                 places=self._detour_places(agent),
             )
 
-        reactions = await self._for_each_agent(decide, only=sorted(candidates))
+        reactions = await self._for_each_agent(decide, only=sorted(candidates), share=RESULTS)
         busy: set[str] = set()
         conversations: list[Conversation] = []
+        changes: dict[str, Reaction] = {}
         for name in sorted(reactions):
             reaction = reactions[name]
             self._emit(name, "reaction", reaction.to_record())
@@ -526,19 +590,22 @@ class Simulation:
                 busy.update({name, reaction.target})
                 conversations.append(Conversation(name, reaction.target, reaction.reason))
             elif reaction.choice == "replan":
-                if reaction.detour and self._take_detour(name, reaction, now):
-                    continue
-                await self._with_agent(
-                    name,
-                    self.agents[name].replan(
-                        self.llm,
-                        now,
-                        reaction.reason or "something came up",
-                        self._plan_places(self.agents[name]),
-                        self.config,
-                        self.weights,
-                    ),
-                )
+                changes[name] = reaction
+
+        async def change_course(agent: Agent) -> None:
+            reaction = changes[agent.name]
+            if reaction.detour and self._take_detour(agent.name, reaction, now):
+                return
+            await agent.replan(
+                self.llm,
+                now,
+                reaction.reason or "something came up",
+                self._plan_places(agent),
+                self.config,
+                self.weights,
+            )
+
+        await self._for_each_agent(change_course, only=sorted(changes), share=DAYS)
         return conversations
 
     def _may_react(self, name: str, other: str, now: datetime) -> bool:
@@ -614,20 +681,16 @@ class Simulation:
         return last is None or hours_now - last >= self.config.talk_cooldown_hours
 
     async def _converse(self, conversations: Sequence[Conversation], now: datetime) -> None:
+        """Hold this step's conversations: each side recalls, one call writes each talk, and then
+        each side remembers it and, if it agreed to something, replans. The three rounds run
+        every conversation at once; an agent is in at most one conversation a step."""
         if not conversations:
             return
+        talk_of = {name: c for c in conversations for name in (c.initiator, c.partner)}
 
-        async def talk(conversation: Conversation) -> None:
-            await self._hold_conversation(conversation, now)
-
-        await asyncio.gather(*(self._with_agent(c.initiator, talk(c)) for c in conversations))
-
-    async def _hold_conversation(self, conversation: Conversation, now: datetime) -> None:
-        names = [conversation.initiator, conversation.partner]
-        parties = []
-        for name in names:
-            agent = self.agents[name]
-            others = [n for n in names if n != name]
+        async def come_to_talk(agent: Agent) -> Participant:
+            conversation = talk_of[agent.name]
+            others = [n for n in (conversation.initiator, conversation.partner) if n != agent.name]
             memories = await agent.recall(
                 self.llm,
                 " ".join(others) + " " + conversation.reason,
@@ -636,37 +699,83 @@ class Simulation:
                 weights=self.weights,
             )
             notes = [f"{o}: {agent.relationships[o]}" for o in others if agent.relationships.get(o)]
-            parties.append(
-                Participant(
-                    persona=agent.persona,
-                    activity=agent.current.description if agent.current else "",
-                    memories=tuple(notes + memories),
+            return Participant(
+                persona=agent.persona,
+                activity=agent.current.description if agent.current else "",
+                memories=tuple(notes + memories),
+            )
+
+        parties = await self._for_each_agent(come_to_talk, only=sorted(talk_of), share=RESULTS)
+        by_initiator = {c.initiator: c for c in conversations}
+
+        async def talk(agent: Agent) -> Talk | str:
+            conversation = by_initiator[agent.name]
+            names = [conversation.initiator, conversation.partner]
+            try:
+                return await converse(
+                    self.llm,
+                    [parties[name] for name in names],
+                    now=now,
+                    place=self.world.describe_place(agent.current_place),
+                    places=self._talk_places([self.agents[name] for name in names]),
+                    reason=conversation.reason,
+                    max_turns=self.config.max_conversation_turns,
                 )
-            )
+            except LLMOutputError as error:
+                # The model could not write this talk in a valid form: nothing was said, and
+                # the run goes on (recorded as such; an unreachable model still stops the run).
+                return str(error)[:300]
+
+        talks = await self._for_each_agent(
+            talk, only=[c.initiator for c in conversations], share=RESULTS
+        )
+        settled: dict[str, tuple[Conversation, Talk]] = {}
+        for conversation in conversations:
+            result = talks[conversation.initiator]
+            if self._record_conversation(conversation, result, now):
+                assert not isinstance(result, str)
+                for name in (conversation.initiator, conversation.partner):
+                    settled[name] = (conversation, result)
+
+        async def settle(agent: Agent) -> None:
+            conversation, result = settled[agent.name]
+            names = [conversation.initiator, conversation.partner]
+            outcome = result.outcomes[agent.name]
+            if self.config.memory:
+                await agent.remember(
+                    self.llm, [outcome.memory], MemoryKind.DIALOGUE, now, known=[outcome.importance]
+                )
+            # Without planning (an ablation) agreements never reshape the day.
+            new = [c for c in outcome.commitments if c not in agent.commitments]
+            if new and self.config.planning:
+                partners = ", ".join(o for o in names if o != agent.name)
+                reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
+                if agent.adopt_commitments(new, now, reason):
+                    await agent.replan(
+                        self.llm, now, reason, self._plan_places(agent), self.config, self.weights
+                    )
+
+        await self._for_each_agent(settle, only=sorted(settled), share=DAYS)
+
+    def _record_conversation(
+        self, conversation: Conversation, result: Talk | str, now: datetime
+    ) -> bool:
+        """Log a talk, pass on its news and note who talked; False when it failed (``result``
+        is then the error)."""
+        names = [conversation.initiator, conversation.partner]
         place = self.agents[conversation.initiator].current_place
-        try:
-            result = await converse(
-                self.llm,
-                parties,
-                now=now,
-                place=self.world.describe_place(place),
-                places=self._talk_places([self.agents[name] for name in names]),
-                reason=conversation.reason,
-                max_turns=self.config.max_conversation_turns,
-            )
-        except LLMOutputError as error:
-            # The model could not write this talk in a valid form: nothing was said, and the
-            # run goes on (recorded as such; an unreachable model still stops the run).
+        hours_now = _hours(now)
+        for name in names:
+            for other in names:
+                if other != name:
+                    self.agents[name].last_talk_hours[other] = hours_now
+        if isinstance(result, str):
             self._emit(
                 conversation.initiator,
                 "conversation_failed",
-                {"participants": names, "place": place, "error": str(error)[:300]},
+                {"participants": names, "place": place, "error": result},
             )
-            for name in names:
-                for other in names:
-                    if other != name:
-                        self.agents[name].last_talk_hours[other] = _hours(now)
-            return
+            return False
         conversation_id = f"{self.step_index}:{conversation.initiator}:{conversation.partner}"
         self._emit(
             conversation.initiator,
@@ -691,45 +800,16 @@ class Simulation:
                 },
             )
             self._spread_news(turn.speaker, listeners, turn.text, conversation_id)
-        hours_now = _hours(now)
-        for name in names:
-            agent = self.agents[name]
+        if not self.config.memory:
+            return True
+        for name in names:  # a relationship note is a memory too
             outcome = result.outcomes[name]
             for other in names:
-                if other != name:
-                    agent.last_talk_hours[other] = hours_now
-                    note = outcome.relationships.get(other)
-                    if note and self.config.memory:  # a relationship note is a memory too
-                        agent.relationships[other] = note
-                        self._emit(name, "relationship", {"other": other, "summary": note})
-            if self.config.memory:
-                await self._with_agent(
-                    name,
-                    agent.remember(
-                        self.llm,
-                        [outcome.memory],
-                        MemoryKind.DIALOGUE,
-                        now,
-                        known=[outcome.importance],
-                    ),
-                )
-            # Without planning (an ablation) agreements never reshape the day.
-            new = [c for c in outcome.commitments if c not in agent.commitments]
-            if new and self.config.planning:
-                partners = ", ".join(o for o in names if o != name)
-                reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
-                if agent.adopt_commitments(new, now, reason):
-                    await self._with_agent(
-                        name,
-                        agent.replan(
-                            self.llm,
-                            now,
-                            reason,
-                            self._plan_places(agent),
-                            self.config,
-                            self.weights,
-                        ),
-                    )
+                note = outcome.relationships.get(other) if other != name else None
+                if note:
+                    self.agents[name].relationships[other] = note
+                    self._emit(name, "relationship", {"other": other, "summary": note})
+        return True
 
     def _spread_news(
         self, speaker: str, listeners: list[str], text: str, conversation_id: str
@@ -767,11 +847,45 @@ class Simulation:
         return max(1, minutes // self.world.clock.minutes_per_step)
 
     async def _for_each_agent(
-        self, work: Callable[[Agent], Awaitable[T]], *, only: Sequence[str] | None = None
+        self,
+        work: Callable[[Agent], Awaitable[T]],
+        *,
+        only: Sequence[str] | None = None,
+        share: Share = EVERYTHING,
     ) -> dict[str, T]:
+        """Run ``work`` for each agent (of ``only``) at once; the results by agent name.
+
+        A shard runs it for its own agents, then shares what ``share`` says with the other
+        shards (every shard calls this at the same points of a step): the results, which
+        callers then read for every agent, and the agents' days (plan, action, place), which
+        the work may have changed. Work that changes only an agent's own memories shares
+        nothing, and its results are then this shard's own.
+        """
         names = sorted(self.agents) if only is None else list(only)
-        results = await asyncio.gather(*(self._with_agent(n, work(self.agents[n])) for n in names))
-        return dict(zip(names, results, strict=True))
+        mine = names if self._owned is None else [n for n in names if n in self._owned]
+        results = await asyncio.gather(*(self._with_agent(n, work(self.agents[n])) for n in mine))
+        done = dict(zip(mine, results, strict=True))
+        results_too, days_too = share
+        if self.exchange is None or not (results_too or days_too):
+            return done
+        shared = await self.exchange.gather(
+            {
+                name: (
+                    result if results_too else None,
+                    _public_state(self.agents[name]) if days_too else None,
+                )
+                for name, result in done.items()
+            }
+        )
+        if days_too:
+            for name, (_, public) in shared.items():
+                if name not in done:
+                    _take_public_state(self.agents[name], public)
+        return {name: shared[name][0] for name in sorted(shared)}
+
+    def _owns(self, name: str) -> bool:
+        """Whether this simulation steps agent ``name`` (always, unless it is a shard)."""
+        return self._owned is None or name in self._owned
 
     async def _with_agent(self, name: str, work: Awaitable[T]) -> T:
         token = _acting_agent.set(name)
@@ -782,12 +896,15 @@ class Simulation:
 
     def _on_call(self, record: CallRecord) -> None:
         self._events.append(
-            Event(
-                step=self.step_index,
-                time=self.now,
-                kind="llm_call",
-                agent=_acting_agent.get(),
-                data=record.event_data(),
+            (
+                CALL_KEY,
+                Event(
+                    step=self.step_index,
+                    time=self.now,
+                    kind="llm_call",
+                    agent=_acting_agent.get(),
+                    data=record.event_data(),
+                ),
             )
         )
 
@@ -797,25 +914,55 @@ class Simulation:
         The step's other events never happened as far as the run is concerned; a resume from
         the last checkpoint replaces these records with those of the step run again.
         """
-        calls = [event for event in self._events if event.kind == "llm_call"]
+        calls = [event for _, event in self._events if event.kind == "llm_call"]
         self._events = []
         if self.store is not None and calls:
             self.store.commit_step(self.step_index, self.now, calls)
 
     def _emit(self, agent: str | None, kind: str, data: dict[str, Any]) -> None:
+        if self._pass_agent is None:
+            self._emitted += 1
+            key: EventKey = (self._emitted, "", 0)
+        else:
+            self._pass_index += 1
+            key = (self._emitted, self._pass_agent, self._pass_index)
+        if self._owned is not None and not (
+            agent in self._owned if agent is not None else self.exchange_index == LEAD
+        ):
+            return  # the shard that owns the agent (or the lead, for the world) records it
         # Built unvalidated: the engine's own fields are well-typed, a large town emits hundreds
         # of thousands of events an hour, and the run store checks each kind as it writes it.
         self._events.append(
-            Event.model_construct(
-                step=self.step_index, time=self.now, kind=kind, agent=agent, data=data
+            (
+                key,
+                Event.model_construct(
+                    step=self.step_index, time=self.now, kind=kind, agent=agent, data=data
+                ),
             )
         )
+
+    @property
+    def exchange_index(self) -> int:
+        """This shard's number (:data:`~societas.engine.sharding.LEAD` when not sharded)."""
+        return self.exchange.index if self.exchange is not None else LEAD
+
+    @contextlib.contextmanager
+    def _agent_pass(self, name: str) -> Iterator[None]:
+        """Events emitted inside are ``name``'s turn of a pass over agents in name order."""
+        self._pass_agent, self._pass_index = name, 0
+        try:
+            yield
+        finally:
+            self._pass_agent = None
 
     def _drain_outboxes(self) -> None:
         for name in sorted(self.agents):
             agent = self.agents[name]
-            for kind, data in agent.outbox:
-                self._emit(name, kind, data)
+            if not agent.outbox:
+                continue
+            with self._agent_pass(name):
+                for kind, data in agent.outbox:
+                    self._emit(name, kind, data)
             agent.outbox.clear()
 
     def _commit(
@@ -826,16 +973,27 @@ class Simulation:
         time: datetime | None = None,
         force_empty: bool = False,
     ) -> None:
-        """Write the pending events (of ``step``, default the current one) in one transaction."""
-        if self.store is None:
+        """Write the pending events (of ``step``, default the current one) in one transaction.
+
+        A shard ships them (and its part of the checkpoint) to its driver instead.
+        """
+        if self.store is None and self.exchange is None:
             self._events.clear()
             return
-        events, self._events = _in_stable_order(self._events), []
+        keyed, self._events = self._events, []
         before_step, step = step is None, self.step_index if step is None else step
         # A checkpoint saves only the memories the store does not hold yet (see StreamSaver).
         state = self._state(self._saver, step) if checkpoint else None
         if checkpoint:
             self._checkpoint_before_step = before_step
+        if self.store is None:
+            # The driver writes what all shards shipped, or the run stops there. Events go
+            # encoded: checking and encoding them is the shards' work, not the driver's.
+            rows = [(order_key(key, event), encode_event(event, step)) for key, event in keyed]
+            self.shipments.append(Shipment(step, time or self.now, rows, state, force_empty))
+            self._saver.committed()
+            return
+        events = in_stable_order(keyed)
         if not events and state is None and not force_empty:
             return
         try:
@@ -844,28 +1002,6 @@ class Simulation:
             self._saver.discard()
             raise
         self._saver.committed()
-
-
-def _in_stable_order(events: list[Event]) -> list[Event]:
-    """A step's events with its model calls last, in an order that does not depend on timing.
-
-    Concurrent calls are recorded as their answers arrive; sorting them makes the log of a run
-    the same whichever answer came first (latencies aside).
-    """
-    calls = [e for e in events if e.kind == "llm_call"]
-    if not calls:
-        return events
-    calls.sort(
-        key=lambda e: (
-            e.agent or "",
-            str(e.data.get("purpose", "")),
-            bool(e.data.get("cached")),
-            int(e.data.get("prompt_tokens", 0)),
-            int(e.data.get("completion_tokens", 0)),
-            str(e.data.get("error") or ""),
-        )
-    )
-    return [e for e in events if e.kind != "llm_call"] + calls
 
 
 def _objects_by_room(world: World, rooms: Sequence[str]) -> dict[str, list[str]]:
@@ -878,11 +1014,35 @@ def _objects_by_room(world: World, rooms: Sequence[str]) -> dict[str, list[str]]
     return objects_of
 
 
+def _public_state(agent: Agent) -> tuple[Any, ...]:
+    """What other shards read of an agent: what it is doing, where, and what it agreed to.
+
+    Its plan and the rest of its day stay with its owner, the only shard that plans for it.
+    """
+    return (agent.current, agent.current_place, tuple(agent.commitments))
+
+
+def _take_public_state(agent: Agent, public: tuple[Any, ...]) -> None:
+    current, agent.current_place, commitments = public
+    agent.current, agent.commitments = current, list(commitments)
+
+
+def _shadow(state: dict[str, Any]) -> Agent:
+    """Another shard's agent as this shard keeps it: everything but its memories."""
+    return Agent.from_state(
+        {
+            **state,
+            "memory": MemoryStream().get_state(),
+            "importance_memo": ImportanceMemo().get_state(),
+        }
+    )
+
+
 def _initial_knowers(scenario: Scenario) -> dict[str, set[str]]:
     return {news.id: set(news.initial_knowers) for news in scenario.news}
 
 
-def _run_meta(
+def run_meta(
     scenario: Scenario, world: World, config: SimulationConfig, extra: dict[str, Any]
 ) -> dict[str, Any]:
     return {

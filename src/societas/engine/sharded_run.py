@@ -1,0 +1,247 @@
+"""Driving a world split over shards: each shard steps its agents, the driver keeps the record.
+
+:class:`WorldShard` is one shard (a :class:`~societas.engine.simulation.Simulation` that owns
+some of the agents); :class:`ShardedRun` steps all shards together and writes what they ship
+into one run store, the same store a run in one process writes. Shards are reached through
+:class:`ShardHandle`, so the same driver runs shards in this process (:func:`local_shards`,
+used by tests and to check a split before a cluster run) or on Ray actors
+(``societas.distributed.world``).
+
+Example (in one process, with any model)::
+
+    handles = local_shards(scenario, llm, config, shards=2)
+    run = await ShardedRun.start(scenario, "runs/split", handles, config)
+    await run.run(hours=2)
+    run.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.sharding import (
+    AgentExchange,
+    LocalHub,
+    Shipment,
+    commit_shipment,
+    merge_shipments,
+    partition_agents,
+)
+from societas.engine.simulation import Simulation, run_meta
+from societas.llm.meter import Meter
+from societas.llm.types import LanguageModel
+from societas.world.scenario import Scenario
+from societas.world.state import World
+
+T = TypeVar("T")
+
+
+@dataclass
+class ShardReport:
+    """What a shard did since the driver last asked: its commits, and the game time now."""
+
+    shipments: list[Shipment]
+    now: datetime
+    step: int
+
+
+class ShardHandle(Protocol):
+    """A shard as the driver reaches it (in this process or on another machine)."""
+
+    async def start(self) -> ShardReport: ...
+
+    async def restore(self, state: dict[str, Any], checkpoint_step: int) -> ShardReport: ...
+
+    async def step(self) -> ShardReport: ...
+
+    async def finish(self) -> ShardReport: ...
+
+
+class WorldShard:
+    """One shard: the whole world, and the agents of ``exchange.owned`` stepped here."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        llm: LanguageModel,
+        config: SimulationConfig,
+        exchange: AgentExchange,
+        meter: Meter | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.llm = llm
+        self.config = config
+        self.exchange = exchange
+        self.meter = meter
+        self.sim: Simulation | None = None
+
+    async def start(self) -> ShardReport:
+        self.sim = await Simulation.start(
+            self.scenario, None, self.llm, self.config, meter=self.meter, exchange=self.exchange
+        )
+        return self._report()
+
+    async def restore(self, state: dict[str, Any], checkpoint_step: int) -> ShardReport:
+        """Take up a run from the checkpoint of ``checkpoint_step`` (its whole ``state``)."""
+        sim = Simulation.from_state(
+            self.scenario, state, self.llm, None, meter=self.meter, exchange=self.exchange
+        )
+        # As Simulation.resume: a checkpoint of the state before a step is taken again with it.
+        sim._checkpoint_before_step = sim.step_index == checkpoint_step
+        self.sim = sim
+        return self._report()
+
+    async def step(self) -> ShardReport:
+        await self._sim.step()
+        return self._report()
+
+    async def finish(self) -> ShardReport:
+        """Checkpoint where the run stands (the end of a run, or a pause)."""
+        self._sim._commit(checkpoint=True, force_empty=True)
+        return self._report()
+
+    @property
+    def _sim(self) -> Simulation:
+        if self.sim is None:
+            raise RuntimeError("the shard has not started: call start() or restore() first")
+        return self.sim
+
+    def _report(self) -> ShardReport:
+        sim = self._sim
+        shipments, sim.shipments = sim.shipments, []
+        return ShardReport(shipments, sim.now, sim.step_index)
+
+
+def split_scenario(scenario: Scenario, shards: int) -> list[set[str]]:
+    """The agents of each shard: neighbours together (see
+    :func:`~societas.engine.sharding.partition_agents`)."""
+    world = World.from_scenario(scenario)
+    homes = {}
+    for spec in scenario.agent_specs():
+        x0, y0, x1, y1 = world.places.bbox(spec.home)
+        homes[spec.persona.name] = ((x0 + x1) / 2, (y0 + y1) / 2)
+    return partition_agents(homes, shards)
+
+
+def local_shards(
+    scenario: Scenario,
+    llm: LanguageModel,
+    config: SimulationConfig,
+    shards: int,
+    *,
+    meter: Meter | None = None,
+) -> list[WorldShard]:
+    """``shards`` shards of ``scenario`` in this process, sharing ``llm``."""
+    hub = LocalHub(shards)
+    return [
+        WorldShard(scenario, llm, config, hub.member(index, owned), meter)
+        for index, owned in enumerate(split_scenario(scenario, shards))
+    ]
+
+
+class ShardedRun:
+    """A run whose agents are stepped by several shards; the run store is written here."""
+
+    def __init__(
+        self, scenario: Scenario, shards: Sequence[ShardHandle], store: RunStore | None
+    ) -> None:
+        if not shards:
+            raise ValueError("a sharded run needs at least one shard")
+        self.scenario = scenario
+        self.shards = list(shards)
+        self.store = store
+        self.now = datetime.min  # set by the shards as soon as they start
+        self.step_index = 0
+
+    @classmethod
+    async def start(
+        cls,
+        scenario: Scenario,
+        out_dir: str | Path | None,
+        shards: Sequence[ShardHandle],
+        config: SimulationConfig,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> ShardedRun:
+        """Start every shard on a new run of ``scenario`` recorded in ``out_dir``."""
+        store = None
+        if out_dir is not None:
+            world = World.from_scenario(scenario)
+            extra = {**(meta or {}), "shards": len(shards)}
+            store = RunStore.create(out_dir, run_meta(scenario, world, config, extra))
+        run = cls(scenario, shards, store)
+        await run._together(lambda shard: shard.start())
+        return run
+
+    @classmethod
+    async def resume(
+        cls, run_dir: str | Path, scenario: Scenario, shards: Sequence[ShardHandle]
+    ) -> ShardedRun:
+        """Reopen a run at its last checkpoint (written by any number of shards, or by one
+        process) and hand every shard the state there."""
+        store, checkpoint = RunStore.reopen_at_checkpoint(run_dir)
+        run = cls(scenario, shards, store)
+        await run._together(lambda shard: shard.restore(checkpoint.state, checkpoint.step))
+        return run
+
+    async def step(self) -> None:
+        await self._together(lambda shard: shard.step())
+
+    async def run(
+        self,
+        *,
+        hours: float | None = None,
+        until: datetime | None = None,
+        on_step: Callable[[ShardedRun], None] | None = None,
+    ) -> None:
+        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end."""
+        if until is None:
+            if hours is None:
+                raise ValueError("give hours or until")
+            until = self.now + timedelta(hours=hours)
+        while self.now < until:
+            await self.step()
+            if on_step is not None:
+                on_step(self)
+        await self._together(lambda shard: shard.finish())
+
+    def close(self, status: str = "stopped") -> None:
+        if self.store is not None:
+            store, self.store = self.store, None
+            try:
+                store.set_meta("status", status)
+            finally:
+                store.close()
+
+    async def _together(self, work: Callable[[ShardHandle], Awaitable[ShardReport]]) -> None:
+        """``work`` on every shard at once; their shipments merged and written."""
+        reports = await _all_or_none([work(shard) for shard in self.shards])
+        if len({(report.now, report.step) for report in reports}) != 1:
+            raise RuntimeError("the shards' clocks disagree; the run stops here")
+        self.now, self.step_index = reports[0].now, reports[0].step
+        merged = merge_shipments([report.shipments for report in reports])
+        if self.store is not None:
+            for shipment in merged:
+                commit_shipment(self.store, shipment)
+
+
+async def _all_or_none(work: Sequence[Awaitable[T]]) -> list[T]:
+    """Every result, or the first error once the rest are cancelled (a shard that failed
+    would leave the others waiting for it forever)."""
+    tasks = [asyncio.ensure_future(item) for item in work]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if (error := task.exception()) is not None:
+                raise error
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,154 @@
+"""A world split over shards records what one process records, resumes, and fails cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.sharded_run import ShardedRun, local_shards, split_scenario
+from societas.engine.sharding import LocalHub, merge_shipments, partition_agents
+from societas.engine.simulation import Simulation
+from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
+from societas.llm.types import LLMUnavailableError
+from societas.world.gridtown import grid_town
+from societas.world.scenario import Scenario
+from test_scale_engine import HINTS, event_log
+
+HOURS = 4.0
+
+
+def town() -> Scenario:
+    # Two districts side by side: a street joins them, so people of both shards meet.
+    return grid_town(24, random.Random(5), residents_per_home=4, homes=4)
+
+
+def model() -> ScriptedLLM:
+    return ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+
+
+def latest_state(run_dir: Path) -> dict[str, Any]:
+    with RunStore.open(run_dir, readonly=True) as store:
+        checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None
+        return checkpoint.state
+
+
+async def one_process(run_dir: Path, llm: ScriptedLLM, hours: float = HOURS) -> None:
+    sim = await Simulation.start(town(), run_dir, llm, SimulationConfig(seed=5))
+    await sim.run(hours=hours)
+    sim.close("finished")
+
+
+async def sharded(run_dir: Path, llm: ScriptedLLM, shards: int, hours: float = HOURS) -> None:
+    config = SimulationConfig(seed=5)
+    handles = local_shards(town(), llm, config, shards)
+    run = await ShardedRun.start(town(), run_dir, handles, config)
+    await run.run(hours=hours)
+    run.close("finished")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Counter[str]]:
+    run_dir = tmp_path_factory.mktemp("one") / "run"
+    llm = model()
+    asyncio.run(one_process(run_dir, llm))
+    return run_dir, llm.counts
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+async def test_shards_record_the_events_and_state_of_one_process(
+    tmp_path: Path, reference: tuple[Path, Counter[str]], shards: int
+) -> None:
+    run_dir, counts = reference
+    llm = model()
+    await sharded(tmp_path / "split", llm, shards)
+    log = event_log(tmp_path / "split")
+    assert log == event_log(run_dir)
+    assert latest_state(tmp_path / "split") == latest_state(run_dir)
+    assert llm.counts == counts  # no model call is made twice, or skipped
+    # The comparison means something: people of different shards talked to each other.
+    owner = {name: i for i, group in enumerate(split_scenario(town(), shards)) for name in group}
+    talks = [
+        json.loads(data)["participants"] for _, _, kind, _, data in log if kind == "conversation"
+    ]
+    assert any(len({owner[name] for name in names}) > 1 for names in talks), "no talk across shards"
+
+
+async def test_a_sharded_run_resumes_on_another_split(
+    tmp_path: Path, reference: tuple[Path, Counter[str]]
+) -> None:
+    run_dir, _ = reference
+    config = SimulationConfig(seed=5)
+    split = tmp_path / "split"
+    first = await ShardedRun.start(town(), split, local_shards(town(), model(), config, 2), config)
+    until = first.now + timedelta(hours=HOURS)
+    for _ in range(config.checkpoint_every + 3):  # then the driver dies: no final checkpoint
+        await first.step()
+    assert first.store is not None
+    first.store.close()
+    again = await ShardedRun.resume(split, town(), local_shards(town(), model(), config, 3))
+    assert 0 < again.step_index < first.step_index  # back to the last checkpoint
+    await again.run(until=until)
+    again.close("finished")
+    assert event_log(tmp_path / "split") == event_log(run_dir)
+    assert latest_state(tmp_path / "split") == latest_state(run_dir)
+
+
+async def test_a_shard_that_fails_stops_the_run_without_hanging(tmp_path: Path) -> None:
+    config = SimulationConfig(seed=5)
+    filler = SchemaFiller(random.Random(0), HINTS)
+    victim = sorted(split_scenario(town(), 2)[1])[0]
+
+    def answer(call: ScriptedCall) -> Any:
+        if call.purpose == "react" and f"You are {victim}" in call.prompt_text:
+            raise LLMUnavailableError("the model server went away")
+        return filler.responder(call)
+
+    handles = local_shards(town(), ScriptedLLM(answer), config, 2)
+    run = await ShardedRun.start(town(), tmp_path / "split", handles, config)
+    with pytest.raises(LLMUnavailableError, match="went away"):
+        await asyncio.wait_for(run.run(hours=HOURS), timeout=60)
+    run.close("failed")
+    # What was committed is intact and resumable.
+    with RunStore.open(tmp_path / "split", readonly=True) as store:
+        assert store.latest_checkpoint() is not None
+
+
+def test_agents_are_split_evenly_by_where_they_live() -> None:
+    homes = {f"agent {i}": (float(i % 7), float(i // 7)) for i in range(20)}
+    groups = partition_agents(homes, 3)
+    assert sorted(len(g) for g in groups) == [6, 7, 7]
+    assert set().union(*groups) == set(homes) and sum(len(g) for g in groups) == 20
+    assert groups == partition_agents(dict(reversed(homes.items())), 3)
+    # Strips: everyone in the first group lives west of everyone in the last.
+    assert max(homes[n][0] for n in groups[0]) <= min(homes[n][0] for n in groups[2])
+    with pytest.raises(ValueError, match="at most one shard per agent"):
+        partition_agents(homes, 21)
+    with pytest.raises(ValueError, match="at least 1"):
+        partition_agents(homes, 0)
+
+
+async def test_a_hub_round_waits_for_every_shard() -> None:
+    hub = LocalHub(3)
+    members = [hub.member(i, {f"a{i}"}) for i in range(3)]
+    first = asyncio.ensure_future(members[0].gather({"a0": 0}))
+    await asyncio.sleep(0)
+    assert not first.done()
+    rest = await asyncio.gather(members[1].gather({"a1": 1}), members[2].gather({"a2": 2}))
+    assert await first == rest[0] == rest[1] == {"a0": 0, "a1": 1, "a2": 2}
+    with pytest.raises(ValueError, match="not one of"):
+        hub.member(3, set())
+
+
+def test_shards_that_disagree_are_refused() -> None:
+    with pytest.raises(RuntimeError, match="how many commits"):
+        merge_shipments([[], [None]])  # type: ignore[list-item]
