@@ -8,8 +8,14 @@ hours, wall seconds, steps, seconds per step, model calls, peak RSS and RSS per 
 size, retrieval p50/p95 at 10,000 memories, and a linear extrapolation to the target (10,000
 agents for one game day in 10 minutes) when run with fewer agents.
 
+With ``--shards K`` the same town then runs again with its agents split over K Ray actors
+(:mod:`societas.distributed.world`, a local Ray instance with K CPUs), and the figures of both
+runs come out side by side: the sharded run's wall time, its speed-up over the single process
+measured in the same invocation, and whether both wrote the same event log.
+
     .venv/bin/python benchmarks/scale.py --agents 100 --hours 24
     .venv/bin/python benchmarks/scale.py --agents 1000 --hours 2 --profile /tmp/scale.prof.txt
+    .venv/bin/python benchmarks/scale.py --agents 1000 --hours 6 --shards 2 --no-retrieval
 """
 
 from __future__ import annotations
@@ -28,15 +34,20 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from societas.distributed.session import ray_session
+from societas.distributed.world import ray_world_shards
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
+from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.types import FloatMatrix
@@ -134,6 +145,17 @@ class ReplayedModel(ScriptedLLM):
             self.answer_s += time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class ReplayedSource:
+    """Opens a :class:`ReplayedModel` on a Ray worker (a shard's own copy of the model)."""
+
+    seed: int
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[ReplayedModel]:
+        yield ReplayedModel(self.seed)
+
+
 def _field(prompt: str, label: str) -> str:
     """The rest of the first line starting with ``label`` ("" when none)."""
     for line in prompt.splitlines():
@@ -161,6 +183,12 @@ class _Timers:
                 self.seconds[name] += time.perf_counter() - started
 
         return timed
+
+
+def _cpu_s() -> float:
+    """CPU seconds this process has used so far."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def _rss_mb() -> float:
@@ -269,6 +297,36 @@ async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str
     }
 
 
+async def simulate_sharded(
+    agents: int, hours: float, seed: int, work: Path, shards: int
+) -> dict[str, Any]:
+    """The same run as :func:`simulate`, its agents split over ``shards`` Ray actors."""
+    scenario = grid_town(agents, random.Random(seed))
+    config = SimulationConfig(seed=seed)
+    cpu_before = _cpu_s()
+    with ray_session(num_cpus=shards):
+        async with ray_world_shards(scenario, ReplayedSource(seed), config, shards) as handles:
+            started = time.perf_counter()
+            run = await ShardedRun.start(scenario, work / "sharded", handles, config)
+            running = time.perf_counter()
+            await run.run(hours=hours)
+            finished = time.perf_counter()
+            run.close("finished")
+            processes = [await handle.usage() for handle in handles]
+            hub = await handles[0].hub_usage()
+    return {
+        "shards": shards,
+        "shard_processes": processes,
+        "hub_process": hub,
+        "driver_cpu_s": round(_cpu_s() - cpu_before, 2),
+        "start_s": round(running - started, 2),
+        "wall_s": round(finished - running, 2),
+        "s_per_game_hour": round((finished - running) / hours, 3),
+        "driver_peak_rss_mb": round(_rss_mb(), 1),
+        "run_store_mb": round(_directory_mb(work / "sharded"), 2),
+    }
+
+
 def _profile_text(profile: cProfile.Profile, top: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out).strip_dirs()
@@ -289,6 +347,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--keep", type=Path, default=None, help="keep the run in this folder")
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval timing")
     parser.add_argument("--digest", action="store_true", help="add a digest of the event log")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="also run on K Ray world shards and compare"
+    )
     args = parser.parse_args(argv)
     if args.agents < 1 or args.hours <= 0:
         parser.error("--agents must be at least 1 and --hours positive")
@@ -304,8 +365,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             profile.disable()
             args.profile.write_text(_profile_text(profile, args.top), encoding="utf-8")
             profile.dump_stats(args.profile.with_suffix(".pstats"))
-        if args.digest:
+        if args.digest or args.shards:
             run["events"], run["event_digest"] = event_digest(work / "run")
+        if args.shards:
+            sharded = asyncio.run(
+                simulate_sharded(args.agents, args.hours, args.seed, work, args.shards)
+            )
+            events, digest = event_digest(work / "sharded")
+            sharded["same_event_log"] = (events, digest) == (run["events"], run["event_digest"])
+            sharded["speedup"] = round(run["wall_s"] / max(sharded["wall_s"], 1e-9), 3)
+            run["sharded"] = sharded
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

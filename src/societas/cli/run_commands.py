@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -22,15 +23,19 @@ from societas.distributed.cli import (
     RayOption,
     RayPlacement,
     ShardsOption,
+    WorldShardsOption,
     ray_placement,
 )
-from societas.distributed.session import RayError
+from societas.distributed.pool import SpecModel
+from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
+from societas.distributed.world import ray_world_shards
 from societas.engine.awareness import ask_awareness
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary, summarise_run
 from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
@@ -91,13 +96,27 @@ def run(
     max_wall: MaxWallOption = None,
     ray: RayOption = None,
     shards: ShardsOption = 1,
+    world_shards: WorldShardsOption = 1,
 ) -> None:
     """Simulate SCENARIO for HOURS of game time and record the run in OUT."""
-    placement = ray_placement(ray, shards)
+    placement = ray_placement(ray, shards, world_shards)
     loaded = _load_or_exit(scenario)
     out_dir = out or Path("runs") / f"{_slug(loaded.name)}-seed{seed}"
     config = SimulationConfig(seed=seed)
     budget = Budget(max_tokens, max_calls, max_wall)
+    if placement is not None and placement.world_shards > 1:
+        if budget != Budget():
+            raise typer.BadParameter(
+                "budgets (--max-tokens, --max-calls, --max-wall) are not available with "
+                "--world-shards; stop the run with Ctrl-C and resume it instead",
+                param_hint="--world-shards",
+            )
+        options = _ModelOptions(model, base_url, endpoints)
+        summary = _run_async(
+            _run_sharded(loaded, out_dir, options, config, hours, interviews, placement)
+        )
+        _print_summary(summary, out_dir)
+        return
     summary, stopped = _run_async(
         _run(
             loaded,
@@ -137,6 +156,65 @@ async def _run(
         (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
         until = sim.now + timedelta(hours=hours)
         return await _drive(sim, until, started, llm, interviews, guard)
+
+
+@dataclass(frozen=True)
+class _ModelOptions:
+    model: str
+    base_url: str | None
+    endpoints: Path | None
+
+
+async def _run_sharded(
+    scenario: Scenario,
+    out_dir: Path,
+    options: _ModelOptions,
+    config: SimulationConfig,
+    hours: float,
+    interviews: bool,
+    placement: RayPlacement,
+) -> RunSummary:
+    """``run --ray --world-shards K``: the agents stepped on K Ray actors, recorded here."""
+    endpoints = str(options.endpoints.resolve()) if options.endpoints is not None else None
+    source = SpecModel(options.model, base_url=options.base_url, endpoints=endpoints)
+    started = time.perf_counter()
+    with ray_session(placement.address):
+        async with ray_world_shards(scenario, source, config, placement.world_shards) as shards:
+            run = await ShardedRun.start(
+                scenario, out_dir, shards, config, meta={"model": options.model}
+            )
+            (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
+            until = run.now + timedelta(hours=hours)
+            assert run.store is not None
+            run.store.set_meta("until", until.isoformat())
+            total_minutes = max(1.0, (until - run.now).total_seconds() / 60)
+            begin, status = run.now, "failed"
+            try:
+                with _progress() as progress:
+                    task = progress.add_task("simulating", total=total_minutes, info="")
+
+                    def on_step(r: ShardedRun) -> None:
+                        done = min(total_minutes, (r.now - begin).total_seconds() / 60)
+                        progress.update(task, completed=done, info=f"{r.now:%a %H:%M}")
+
+                    await run.run(until=until, on_step=on_step)
+                status = "finished"
+            finally:
+                if run.store is not None:
+                    run.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
+                run.close(status)
+    answers = None
+    if interviews and any(news.question for news in scenario.news):
+        console.print("Asking every agent what news it has heard...")
+        with RunStore.open(out_dir, readonly=True) as store:
+            checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None
+        agents = {name: Agent.from_state(a) for name, a in checkpoint.state["agents"].items()}
+        async with open_llm(
+            options.model, base_url=options.base_url, endpoints=options.endpoints
+        ) as llm:
+            answers = await ask_awareness(scenario, agents, llm, checkpoint.time)
+    return _summarise(out_dir, scenario, answers)
 
 
 def _open_model(

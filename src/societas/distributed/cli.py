@@ -44,6 +44,16 @@ ShardsOption = Annotated[
         "always go to the same shard.",
     ),
 ]
+WorldShardsOption = Annotated[
+    int,
+    typer.Option(
+        "--world-shards",
+        min=1,
+        max=4096,
+        help="With --ray: split the town's agents over K Ray actors, each stepping the agents of "
+        "one strip of the map with its own model; records the run one process records.",
+    ),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option(
@@ -57,10 +67,12 @@ WorkersOption = Annotated[
 
 @dataclass(frozen=True)
 class RayPlacement:
-    """Where to run: a Ray address (None: local Ray) and how many model shards or workers."""
+    """Where to run: a Ray address (None: local Ray), how many model shards or workers, and
+    how many shards step the world's agents."""
 
     address: str | None
     shards: int = 1
+    world_shards: int = 1
 
 
 def looks_like_address(word: str) -> bool:
@@ -88,13 +100,20 @@ class RayCommand(TyperCommand):
         return result
 
 
-def ray_placement(ray: str | None, shards: int = 1) -> RayPlacement | None:
+def ray_placement(ray: str | None, shards: int = 1, world_shards: int = 1) -> RayPlacement | None:
     """The placement the options ask for (None: no Ray); a bad address exits with a message."""
     if ray is None:
         if shards != 1:
             raise typer.BadParameter("--shards needs --ray", param_hint="--shards")
+        if world_shards != 1:
+            raise typer.BadParameter("--world-shards needs --ray", param_hint="--world-shards")
         return None
+    if shards != 1 and world_shards != 1:
+        raise typer.BadParameter(
+            "give --shards or --world-shards, not both (world shards each have their own model)",
+            param_hint="--world-shards",
+        )
     try:
-        return RayPlacement(check_address(ray), shards)
+        return RayPlacement(check_address(ray), shards, world_shards)
     except RayAddressError as error:
         raise typer.BadParameter(str(error), param_hint=RAY_FLAG) from None

@@ -1,0 +1,119 @@
+"""A world's agents sharded over Ray actors record the run one process records."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from societas.cli.app import app
+from societas.distributed.pool import SpecModel
+from societas.distributed.session import ray_session
+from societas.distributed.world import ray_world_shards
+from societas.engine.config import SimulationConfig
+from societas.engine.runstore import RunStore
+from societas.engine.sharded_run import ShardedRun
+from societas.engine.simulation import Simulation
+from societas.llm.registry import open_llm
+from societas.world.gridtown import grid_town
+from societas.world.scenario import Scenario
+
+MODEL = "fake:world"
+HOURS = 2.0
+PER_PROCESS = {"latency_s", "cached", "backend_calls"}
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[Any]:
+    with ray_session(num_cpus=4) as ray:
+        yield ray
+
+
+def town() -> Scenario:
+    return grid_town(24, random.Random(5), residents_per_home=4, homes=4)
+
+
+def log_of(run_dir: Path) -> list[tuple[Any, ...]]:
+    """The event log, without what differs by process: call latencies, and whether a call was
+    answered from a cache in memory (a text one agent had embedded is cached for all agents of
+    that process only)."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        rows = []
+        for stored in store.iter_events():
+            event = stored.event
+            data = {k: v for k, v in event.data.items() if k not in PER_PROCESS}
+            rows.append((event.step, event.kind, event.agent, json.dumps(data, sort_keys=True)))
+        meta = store.meta()
+        checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None
+        return [*rows, ("state", json.dumps(checkpoint.state, sort_keys=True)), meta.get("shards")]
+
+
+async def test_ray_shards_record_what_one_process_records(ray_local: Any, tmp_path: Path) -> None:
+    config = SimulationConfig(seed=3)
+    async with open_llm(MODEL, use_cache=False) as llm:
+        sim = await Simulation.start(town(), tmp_path / "one", llm, config, meter=llm.meter)
+        await sim.run(hours=HOURS)
+        sim.close("finished")
+    source = SpecModel(MODEL, use_cache=False)
+    async with ray_world_shards(town(), source, config, shards=2) as handles:
+        run = await ShardedRun.start(town(), tmp_path / "ray", handles, config)
+        await run.run(hours=HOURS)
+        run.close("finished")
+    one, ray = log_of(tmp_path / "one"), log_of(tmp_path / "ray")
+    assert one[-1] is None and ray[-1] == 2  # the run says how it was split
+    assert one[:-1] == ray[:-1]
+    kinds = {row[1] for row in one[:-2]}
+    assert {"move", "action", "memory", "llm_call"} <= kinds
+
+
+def world_events(run_dir: Path) -> list[tuple[Any, ...]]:
+    """What happened in the world (model calls aside: whether one hit the cache varies)."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        return [
+            (e.event.step, e.event.kind, e.event.agent, json.dumps(e.event.data, sort_keys=True))
+            for e in store.iter_events()
+            if e.event.kind != "llm_call"
+        ]
+
+
+def test_run_with_world_shards_from_the_cli(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCIETAS_HOME", str(tmp_path / "home"))
+    common = ["run", "duo", "--model", MODEL, "--hours", "1", "--no-interviews"]
+    local = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    args = [*common, "--ray", "--world-shards", "2", "--out", str(tmp_path / "sharded")]
+    sharded = CliRunner().invoke(app, args)
+    assert sharded.exit_code == 0, sharded.output
+    assert "Run summary" in sharded.output
+    assert world_events(tmp_path / "sharded") == world_events(tmp_path / "local")
+    assert (tmp_path / "sharded" / "summary.json").exists()
+    # A sharded run resumes in one process like any other.
+    more = CliRunner().invoke(
+        app, ["resume", str(tmp_path / "sharded"), "--hours", "0.5", "--no-interviews"]
+    )
+    assert more.exit_code == 0, more.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--world-shards", "2"], "--world-shards needs --ray"),
+        (["--ray", "--world-shards", "2", "--shards", "2"], "not both"),
+        (["--ray", "--world-shards", "2", "--max-calls", "5"], "not available with"),
+    ],
+)
+def test_world_shard_options_that_cannot_work_are_refused(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    args = ["run", "duo", "--model", MODEL, *extra, "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
