@@ -8,4 +8,7 @@
   equal a local run's, byte for byte, for the same seed and cache.
 - :mod:`~societas.distributed.shards`: ``societas run --ray --shards K``: the town stays in
   this process, its model calls go to K shards, each agent always to the same one.
+- :mod:`~societas.distributed.world`: ``societas run --ray --world-shards K``: the town's agents
+  themselves are split over K actors that step in lockstep (see :mod:`societas.engine.sharding`),
+  each with its own model; this process writes the run store.
 """

@@ -90,12 +90,15 @@ class WorldShard:
 
     async def restore(self, state: dict[str, Any], checkpoint_step: int) -> ShardReport:
         """Take up a run from the checkpoint of ``checkpoint_step`` (its whole ``state``)."""
-        sim = Simulation.from_state(
-            self.scenario, state, self.llm, None, meter=self.meter, exchange=self.exchange
+        self.sim = Simulation.from_state(
+            self.scenario,
+            state,
+            self.llm,
+            None,
+            meter=self.meter,
+            exchange=self.exchange,
+            checkpoint_step=checkpoint_step,
         )
-        # As Simulation.resume: a checkpoint of the state before a step is taken again with it.
-        sim._checkpoint_before_step = sim.step_index == checkpoint_step
-        self.sim = sim
         return self._report()
 
     async def step(self) -> ShardReport:
@@ -104,7 +107,7 @@ class WorldShard:
 
     async def finish(self) -> ShardReport:
         """Checkpoint where the run stands (the end of a run, or a pause)."""
-        self._sim._commit(checkpoint=True, force_empty=True)
+        self._sim.checkpoint()
         return self._report()
 
     @property

@@ -3,10 +3,10 @@
 Every shard holds the whole world and a light copy of every agent, but *owns* only some agents:
 their memories live there, and only there are their model calls made (plans, actions,
 reactions, reflections, their side of a conversation). Whatever the others must know of an
-owned agent's turn, its result and the agent's public state (plan, actions, current action and
-place, commitments), is shared at the end of each phase through an :class:`AgentExchange`, so
-every shard then takes the same decisions about the world (who walks where, who talks to whom,
-who heard the news) and the world stays identical on all of them.
+owned agent's turn, its result and what others read of the agent (current action, place,
+commitments), is shared at the end of each phase through an :class:`AgentExchange`, so every
+shard then takes the same decisions about the world (who walks where, who talks to whom, who
+heard the news) and the world stays identical on all of them.
 
 A shard writes no run store: its events and its part of each checkpoint go out as
 :class:`Shipment` objects, and the driver merges them (:func:`merge_shipments`) into what one

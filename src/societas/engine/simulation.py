@@ -213,9 +213,9 @@ class Simulation:
     ) -> Simulation:
         """Reopen a run at its last checkpoint, dropping anything recorded after it."""
         store, checkpoint = RunStore.reopen_at_checkpoint(run_dir)
-        sim = cls.from_state(scenario, checkpoint.state, llm, store, meter=meter)
-        sim._checkpoint_before_step = sim.step_index == checkpoint.step
-        return sim
+        return cls.from_state(
+            scenario, checkpoint.state, llm, store, meter=meter, checkpoint_step=checkpoint.step
+        )
 
     @classmethod
     def from_state(
@@ -227,10 +227,13 @@ class Simulation:
         *,
         meter: Meter | None = None,
         exchange: AgentExchange | None = None,
+        checkpoint_step: int | None = None,
     ) -> Simulation:
         """Rebuild a simulation from :meth:`get_state` (shares nothing with the original).
 
         A shard (``exchange``) needs the whole state; it keeps the memories of its own agents.
+        ``checkpoint_step`` is the step of the run-store checkpoint the state comes from, when
+        a run resumes from one.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported simulation state version {state.get('version')}")
@@ -242,7 +245,7 @@ class Simulation:
         }
         config = SimulationConfig.model_validate(state["config"])
         knowers = {news: set(names) for news, names in state["knowers"].items()}
-        return cls(
+        sim = cls(
             scenario,
             world,
             agents,
@@ -253,6 +256,9 @@ class Simulation:
             meter=meter,
             exchange=exchange,
         )
+        # A checkpoint of the state before a step (not after one) is taken again with that step.
+        sim._checkpoint_before_step = sim.step_index == checkpoint_step
+        return sim
 
     def get_state(self) -> dict[str, Any]:
         """The complete state of the simulation (JSON-serialisable)."""
@@ -342,7 +348,7 @@ class Simulation:
             until = self.now + timedelta(hours=hours)
         while self.now < until:
             if budget is not None and (reason := budget.exceeded()) is not None:
-                self._commit(checkpoint=True, force_empty=True)
+                self.checkpoint()
                 raise BudgetExhausted(reason, budget.spent())
             try:
                 await self.step()
@@ -351,6 +357,10 @@ class Simulation:
                 raise
             if on_step is not None:
                 on_step(self)
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save the whole state where the run stands (the end of a run, or a pause)."""
         self._commit(checkpoint=True, force_empty=True)
 
     def schedule_intervention(self, time: datetime, kind: str, data: dict[str, Any]) -> None:
