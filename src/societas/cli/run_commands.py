@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -178,7 +179,10 @@ async def _run_sharded(
     endpoints = str(options.endpoints.resolve()) if options.endpoints is not None else None
     source = SpecModel(options.model, base_url=options.base_url, endpoints=endpoints)
     started = time.perf_counter()
-    with ray_session(placement.address):
+    # A local Ray gets a CPU slot per shard even on a smaller machine (the shards then share the
+    # cores) rather than waiting for slots that never come.
+    cpus = max(os.cpu_count() or 1, placement.world_shards)
+    with ray_session(placement.address, num_cpus=cpus):
         async with ray_world_shards(scenario, source, config, placement.world_shards) as shards:
             run = await ShardedRun.start(
                 scenario, out_dir, shards, config, meta={"model": options.model}
