@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from societas.distributed.session import ray_session
-from societas.distributed.world import ray_world_shards
+from societas.distributed.world import process_usage, ray_world_shards
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
@@ -185,12 +185,6 @@ class _Timers:
         return timed
 
 
-def _cpu_s() -> float:
-    """CPU seconds this process has used so far."""
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
-
-
 def _rss_mb() -> float:
     """Peak resident set size of this process so far, MB (Linux reports KB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -303,7 +297,7 @@ async def simulate_sharded(
     """The same run as :func:`simulate`, its agents split over ``shards`` Ray actors."""
     scenario = grid_town(agents, random.Random(seed))
     config = SimulationConfig(seed=seed)
-    cpu_before = _cpu_s()
+    cpu_before = process_usage()["cpu_s"]
     with ray_session(num_cpus=shards):
         async with ray_world_shards(scenario, ReplayedSource(seed), config, shards) as handles:
             started = time.perf_counter()
@@ -318,7 +312,7 @@ async def simulate_sharded(
         "shards": shards,
         "shard_processes": processes,
         "hub_process": hub,
-        "driver_cpu_s": round(_cpu_s() - cpu_before, 2),
+        "driver_cpu_s": round(process_usage()["cpu_s"] - cpu_before, 2),
         "start_s": round(running - started, 2),
         "wall_s": round(finished - running, 2),
         "s_per_game_hour": round((finished - running) / hours, 3),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from societas.concurrency import all_or_first_error
 from societas.distributed.session import (
     PLACEMENT_TIMEOUT_S,
     placed,
@@ -198,7 +199,7 @@ class ModelPool:
                 if on_result is not None:
                     on_result(index, results[index])
 
-        await _all_or_first_error([feed(w) for w in busy for _ in range(ITEMS_PER_WORKER)])
+        await all_or_first_error([feed(w) for w in busy for _ in range(ITEMS_PER_WORKER)])
         records = [r for w in busy for r in await ray_result(w.drain_records.remote())]
         return MapOutcome(results, records)
 
@@ -237,19 +238,6 @@ async def run_on_ray(
     """:func:`map_on_ray` inside a Ray session at ``address`` (None: a local Ray instance)."""
     with ray_session(address):
         return (await map_on_ray(model, fn, items, workers=workers)).results
-
-
-async def _all_or_first_error(work: list[Awaitable[None]]) -> None:
-    """Run ``work`` concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(w) for w in work]
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        error = task.exception()
-        if error is not None:
-            raise error
 
 
 def _cluster_cpus(ray: Any) -> int:

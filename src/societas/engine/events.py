@@ -94,10 +94,17 @@ def order_key(key: EventKey, event: Event) -> OrderKey:
 
 
 def in_stable_order(keyed: Sequence[tuple[EventKey, Event]]) -> list[Event]:
-    """A step's events with its model calls last, in an order that does not depend on timing.
+    """A step's events of one process with its model calls last, in an order that does not
+    depend on timing.
 
     Concurrent calls are recorded as their answers arrive; sorting them by what they were makes
-    the log of a run the same whichever answer came first (latencies aside). The other events go
-    by their keys, which is the order they were emitted in, however many shards emitted them.
+    the log of a run the same whichever answer came first (latencies aside). The other events
+    stay in the order given: one process emits them in key order. (Shards' events are merged by
+    :func:`order_key` instead.)
     """
-    return [event for _, event in sorted(keyed, key=lambda item: order_key(*item))]
+    events = [event for _, event in keyed if event.kind != "llm_call"]
+    calls = [item for item in keyed if item[1].kind == "llm_call"]
+    if not calls:
+        return events
+    calls.sort(key=lambda item: order_key(*item))
+    return events + [event for _, event in calls]

@@ -17,13 +17,13 @@ Example (in one process, with any model)::
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from societas.concurrency import all_or_first_error
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.sharding import (
@@ -225,7 +225,7 @@ class ShardedRun:
 
     async def _together(self, work: Callable[[ShardHandle], Awaitable[ShardReport]]) -> None:
         """``work`` on every shard at once; their shipments merged and written."""
-        reports = await _all_or_none([work(shard) for shard in self.shards])
+        reports = await all_or_first_error([work(shard) for shard in self.shards])
         if len({(report.now, report.step) for report in reports}) != 1:
             raise RuntimeError("the shards' clocks disagree; the run stops here")
         self.now, self.step_index = reports[0].now, reports[0].step
@@ -233,18 +233,3 @@ class ShardedRun:
         if self.store is not None:
             for shipment in merged:
                 commit_shipment(self.store, shipment)
-
-
-async def _all_or_none(work: Sequence[Awaitable[T]]) -> list[T]:
-    """Every result, or the first error once the rest are cancelled (a shard that failed
-    would leave the others waiting for it forever)."""
-    tasks = [asyncio.ensure_future(item) for item in work]
-    try:
-        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if (error := task.exception()) is not None:
-                raise error
-        return [task.result() for task in tasks]
-    finally:
-        for task in tasks:
-            task.cancel()

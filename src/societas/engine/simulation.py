@@ -19,7 +19,6 @@ same loop runs on every shard, and the shards' records merge into this one's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -489,10 +488,8 @@ class Simulation:
         call gave that action, and a changed object is routine, so perception costs no model call.
         """
         seen: dict[str, list[tuple[str, int]]] = {}
-        for name in sorted(self.agents):
+        for name in self._pass_over(self._mine):  # on a shard, each agent's owner looks for it
             agent = self.agents[name]
-            if not self._owns(name):
-                continue  # its owner shard looks for it
             if agent.is_asleep(now):
                 seen[name] = []
                 continue
@@ -505,9 +502,8 @@ class Simulation:
                     agent.last_seen[key] = text
                     fresh.append((text, self._importance_of_sight(key)))
             seen[name] = fresh
-            with self._agent_pass(name):
-                for text, _ in fresh:
-                    self._emit(name, "observation", {"text": text})
+            for text, _ in fresh:
+                self._emit(name, "observation", {"text": text})
         return seen
 
     def _importance_of_sight(self, key: str) -> int:
@@ -548,7 +544,7 @@ class Simulation:
         react cooldown), but the prompt lists only the ``max_perceived`` nearest, so a reaction
         in a crowd costs what one among a few people does."""
         candidates: dict[str, list[str]] = {}
-        for name in sorted(self.agents):
+        for name in self._mine:
             agent = self.agents[name]
             if agent.is_asleep(now) or not seen.get(name):
                 continue
@@ -956,23 +952,26 @@ class Simulation:
         """This shard's number (:data:`~societas.engine.sharding.LEAD` when not sharded)."""
         return self.exchange.index if self.exchange is not None else LEAD
 
-    @contextlib.contextmanager
-    def _agent_pass(self, name: str) -> Iterator[None]:
-        """Events emitted inside are ``name``'s turn of a pass over agents in name order."""
-        self._pass_agent, self._pass_index = name, 0
+    def _pass_over(self, names: Sequence[str]) -> Iterator[str]:
+        """``names`` (in name order) for a pass in which each agent emits its own events.
+
+        The pass takes one place in the log, the same on every shard whichever agents it
+        owns, and within it each agent's events go in its turn.
+        """
+        self._emitted += 1
         try:
-            yield
+            for name in names:
+                self._pass_agent, self._pass_index = name, 0
+                yield name
         finally:
             self._pass_agent = None
 
     def _drain_outboxes(self) -> None:
-        for name in sorted(self.agents):
+        # Only owned agents remember, so only their outboxes fill.
+        for name in self._pass_over(self._mine):
             agent = self.agents[name]
-            if not agent.outbox:
-                continue
-            with self._agent_pass(name):
-                for kind, data in agent.outbox:
-                    self._emit(name, kind, data)
+            for kind, data in agent.outbox:
+                self._emit(name, kind, data)
             agent.outbox.clear()
 
     def _commit(
