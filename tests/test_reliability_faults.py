@@ -123,8 +123,14 @@ async def test_a_town_and_an_experiment_complete_through_a_faulty_server(
     server: EmbeddedBackend, tmp_path: Path
 ) -> None:
     cache = tmp_path / "llm-cache.sqlite"
+    # The first requests fail once in every way; after them 30% fail, however many the run makes.
     proxy = FaultProxy(
-        server.http_base_url, api_key=server.api_key, rate=0.3, seed=3, delay_s=TIMEOUT_S + 1
+        server.http_base_url,
+        api_key=server.api_key,
+        rate=0.3,
+        seed=3,
+        delay_s=TIMEOUT_S + 1,
+        sure_faults=len(FAULT_KINDS),
     )
     with proxy:
         llm = resilient_llm(proxy, cache)

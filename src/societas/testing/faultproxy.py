@@ -78,6 +78,8 @@ class FaultProxy:
     ``rate`` is the chance that a model request fails, drawn from ``random.Random(seed)`` in the
     order requests arrive; ``delay_s`` is how long a ``delay`` fault holds the request (make it
     longer than the client's timeout); ``kinds`` are the faults to use, in turn.
+    ``sure_faults`` model requests fail first, whatever the rate: with ``len(kinds)`` a test
+    sees every kind however few requests its workload happens to make.
     """
 
     def __init__(
@@ -89,9 +91,12 @@ class FaultProxy:
         seed: int = 0,
         delay_s: float = 5.0,
         kinds: tuple[FaultKind, ...] = FAULT_KINDS,
+        sure_faults: int = 0,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be within [0, 1], got {rate}")
+        if sure_faults < 0:
+            raise ValueError(f"sure_faults must be 0 or more, got {sure_faults}")
         if not kinds:
             raise ValueError("give at least one fault kind")
         parts = urlsplit(upstream)
@@ -103,6 +108,7 @@ class FaultProxy:
         self.rate = rate
         self.delay_s = delay_s
         self.kinds = kinds
+        self.sure_faults = sure_faults
         self.requests = 0
         self.faults: Counter[str] = Counter()
         self.clean_answers: list[str] = []
@@ -157,7 +163,9 @@ class FaultProxy:
         """Whether the next model request fails, and how (counted)."""
         with self._lock:
             self.requests += 1
-            if self._rng.random() >= self.rate:
+            # The draw is made on every request so the seeded sequence does not shift.
+            spared = self._rng.random() >= self.rate
+            if spared and self.requests > self.sure_faults:
                 return None
             kind = self.kinds[sum(self.faults.values()) % len(self.kinds)]
             self.faults[kind] += 1
