@@ -73,10 +73,27 @@ def test_create_writes_the_documented_schema(tmp_path: Path) -> None:
         "events": ["id", "step", "time", "kind", "agent", "data"],
         "checkpoints": ["step", "time", "state"],
     }
-    assert {("step",), ("agent", "step"), ("kind", "step")} <= indexes
+    assert {("step",), ("kind", "step"), ("agent", "kind", "step")} <= indexes
     assert row == (0, "2026-02-13T08:00:00", "observation", "Ada", '{"text":"hello"}')
     assert json.loads(meta["scenario"]) == "town"
     assert json.loads(meta["seed"]) == 3
+
+
+def test_one_agents_events_are_found_through_an_index(tmp_path: Path) -> None:
+    with RunStore.create(tmp_path / "run", {"scenario": "town"}) as store:
+        store.commit_step(0, at(0), [event(0, text="hello")])
+    conn = sqlite3.connect(tmp_path / "run" / DB_NAME)
+    try:
+        plans = [
+            str(conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+            for sql, params in (
+                ("SELECT id FROM events WHERE agent = ? AND step <= ? ORDER BY id", ("Ada", 9)),
+                ("SELECT id FROM events WHERE agent = ? AND kind = ? ORDER BY id", ("Ada", "move")),
+            )
+        ]
+    finally:
+        conn.close()
+    assert all("events_agent_kind_step" in plan for plan in plans), plans
 
 
 def test_meta_round_trip_and_store_kept_keys(tmp_path: Path) -> None:

@@ -123,6 +123,39 @@ async def test_a_shard_that_fails_stops_the_run_without_hanging(tmp_path: Path) 
         assert store.latest_checkpoint() is not None
 
 
+async def test_a_failed_store_write_stops_the_run_after_the_steps_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps are written while the shards run the next one; a write that fails is still
+    raised, and every step before it is in the store."""
+    config = SimulationConfig(seed=5)
+    run = await ShardedRun.start(
+        town(), tmp_path / "split", local_shards(town(), model(), config, 2), config
+    )
+    assert run.store is not None
+    commit_rows = run.store.commit_rows
+    written: list[int] = []
+    failed: list[int] = []
+
+    def failing_commit(step: int, *args: Any, **kwargs: Any) -> None:
+        if len(written) == 3:
+            failed.append(step)
+            raise OSError("disk full")
+        commit_rows(step, *args, **kwargs)
+        written.append(step)
+
+    monkeypatch.setattr(run.store, "commit_rows", failing_commit)
+    stepped: list[int] = []
+    with pytest.raises(OSError, match="disk full"):
+        await run.run(hours=HOURS, on_step=lambda r: stepped.append(r.step_index))
+    run.close("failed")
+    # The run stopped in the step after the one whose write failed (step_index names the next
+    # step to run, so the last one reported is the failed step's successor).
+    assert failed and stepped[-2:] == [failed[0], failed[0] + 1]
+    with RunStore.open(tmp_path / "split", readonly=True) as store:
+        assert store.get_meta("last_step") == written[-1]
+
+
 def test_agents_are_split_evenly_by_where_they_live() -> None:
     homes = {f"agent {i}": (float(i % 7), float(i // 7)) for i in range(20)}
     groups = partition_agents(homes, 3)

@@ -17,6 +17,7 @@ Example (in one process, with any model)::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -162,6 +163,8 @@ class ShardedRun:
         self.store = store
         self.now = datetime.min  # set by the shards as soon as they start
         self.step_index = 0
+        # The store write of the last step, still going while the shards run the next one.
+        self._writing: asyncio.Future[None] | None = None
 
     @classmethod
     async def start(
@@ -195,6 +198,7 @@ class ShardedRun:
         return run
 
     async def step(self) -> None:
+        """One step on every shard; returns once the step is in the store."""
         await self._together(lambda shard: shard.step())
 
     async def run(
@@ -204,18 +208,28 @@ class ShardedRun:
         until: datetime | None = None,
         on_step: Callable[[ShardedRun], None] | None = None,
     ) -> None:
-        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end."""
+        """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end.
+
+        Each step is written while the shards run the next one (a step is in the store by the
+        time the step after it ends), so the driver's writing costs the shards no time. If a
+        shard fails, the steps before are written before the error is raised.
+        """
         if until is None:
             if hours is None:
                 raise ValueError("give hours or until")
             until = self.now + timedelta(hours=hours)
-        while self.now < until:
-            await self.step()
-            if on_step is not None:
-                on_step(self)
-        await self._together(lambda shard: shard.finish())
+        try:
+            while self.now < until:
+                await self._together(lambda shard: shard.step(), write_behind=True)
+                if on_step is not None:
+                    on_step(self)
+            await self._together(lambda shard: shard.finish())
+        finally:
+            await self._written(quiet=True)
 
     def close(self, status: str = "stopped") -> None:
+        if self._writing is not None and not self._writing.done():
+            raise RuntimeError("a step is still being written: await run() or step() first")
         if self.store is not None:
             store, self.store = self.store, None
             try:
@@ -223,13 +237,42 @@ class ShardedRun:
             finally:
                 store.close()
 
-    async def _together(self, work: Callable[[ShardHandle], Awaitable[ShardReport]]) -> None:
-        """``work`` on every shard at once; their shipments merged and written."""
+    async def _together(
+        self, work: Callable[[ShardHandle], Awaitable[ShardReport]], *, write_behind: bool = False
+    ) -> None:
+        """``work`` on every shard at once; their shipments merged and written (in a thread,
+        finished by the next call, when ``write_behind``)."""
         reports = await all_or_first_error([work(shard) for shard in self.shards])
         if len({(report.now, report.step) for report in reports}) != 1:
             raise RuntimeError("the shards' clocks disagree; the run stops here")
         self.now, self.step_index = reports[0].now, reports[0].step
         merged = merge_shipments([report.shipments for report in reports])
-        if self.store is not None:
+        await self._written()  # steps go in one after the other
+        if self.store is None or not merged:
+            return
+        store = self.store
+
+        def write() -> None:
             for shipment in merged:
-                commit_shipment(self.store, shipment)
+                commit_shipment(store, shipment)
+
+        if write_behind:
+            self._writing = asyncio.ensure_future(asyncio.to_thread(write))
+        else:
+            write()
+
+    async def _written(self, *, quiet: bool = False) -> None:
+        """Wait for the step being written; its error is raised unless ``quiet`` (when another
+        error is on its way out, the write's own is secondary)."""
+        writing = self._writing
+        if writing is None:
+            return
+        try:
+            # Shielded: a write under way finishes even if the run is cancelled meanwhile.
+            await asyncio.shield(writing)
+        except Exception:
+            if not quiet:
+                raise
+        finally:
+            if writing.done():
+                self._writing = None
