@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from societas.cli.app import app
+from societas.cli.run_commands import BUDGET_EXIT_CODE
 from societas.distributed.pool import SpecModel
 from societas.distributed.session import ray_session
 from societas.distributed.world import ray_world_shards
@@ -95,11 +96,44 @@ def test_run_with_world_shards_from_the_cli(
     assert "Run summary" in sharded.output
     assert world_events(tmp_path / "sharded") == world_events(tmp_path / "local")
     assert (tmp_path / "sharded" / "summary.json").exists()
-    # A sharded run resumes in one process like any other.
-    more = CliRunner().invoke(
-        app, ["resume", str(tmp_path / "sharded"), "--hours", "0.5", "--no-interviews"]
+    # Either run goes on the other way: the sharded one in one process, the other on shards.
+    more = ["--hours", "0.5", "--no-interviews"]
+    in_one = CliRunner().invoke(app, ["resume", str(tmp_path / "sharded"), *more])
+    assert in_one.exit_code == 0, in_one.output
+    on_shards = CliRunner().invoke(
+        app, ["resume", str(tmp_path / "local"), *more, "--ray", "--world-shards", "2"]
     )
+    assert on_shards.exit_code == 0, on_shards.output
+    assert world_events(tmp_path / "sharded") == world_events(tmp_path / "local")
+    with RunStore.open(tmp_path / "local", readonly=True) as store:
+        assert store.get_meta("status") == "finished"
+
+
+def test_a_run_on_world_shards_stops_at_its_budget_and_resumes_on_them(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCIETAS_HOME", str(tmp_path / "home"))
+    # A model of its own: the Ray workers started before this test set SOCIETAS_HOME, so they
+    # share earlier tests' response cache, and an answer from a cache costs no model call.
+    common = ["run", "duo", "--model", "fake:budget", "--hours", "1", "--no-interviews"]
+    run_dir = str(tmp_path / "budget")
+    shards = ["--ray", "--world-shards", "2"]
+    stopped = CliRunner().invoke(app, [*common, *shards, "--max-calls", "5", "--out", run_dir])
+    assert stopped.exit_code == BUDGET_EXIT_CODE, stopped.output
+    assert "model-call budget used up" in " ".join(stopped.output.split())
+    with RunStore.open(run_dir, readonly=True) as store:
+        assert store.get_meta("status") == "budget"
+        assert store.get_meta("spent")["calls"] >= 5
+        assert store.get_meta("budget")["max_calls"] == 5
+    more = CliRunner().invoke(app, ["resume", run_dir, *shards, "--max-calls", "100000"])
     assert more.exit_code == 0, more.output
+    local = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    # Stopped and resumed, the run ends where the uninterrupted one did, event for event.
+    assert world_events(tmp_path / "budget") == world_events(tmp_path / "local")
+    with RunStore.open(run_dir, readonly=True) as store:
+        assert store.get_meta("status") == "finished"
+        assert store.get_meta("budget")["max_calls"] == 100000
 
 
 @pytest.mark.parametrize(
@@ -107,7 +141,6 @@ def test_run_with_world_shards_from_the_cli(
     [
         (["--world-shards", "2"], "--world-shards needs --ray"),
         (["--ray", "--world-shards", "2", "--shards", "2"], "not both"),
-        (["--ray", "--world-shards", "2", "--max-calls", "5"], "not available with"),
     ],
 )
 def test_world_shard_options_that_cannot_work_are_refused(

@@ -12,18 +12,22 @@ from typing import Any
 
 import pytest
 
+from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun, local_shards, split_scenario
 from societas.engine.sharding import LocalHub, merge_shipments, partition_agents
 from societas.engine.simulation import Simulation
+from societas.llm.client import LLM
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
+from societas.llm.registry import open_llm
 from societas.llm.types import LLMUnavailableError
 from societas.world.gridtown import grid_town
 from societas.world.scenario import Scenario
 from test_scale_engine import HINTS, event_log
 
 HOURS = 4.0
+FAKE = "fake:world"  # a deterministic stand-in model behind the real client (with a meter)
 
 
 def town() -> Scenario:
@@ -154,6 +158,83 @@ async def test_a_failed_store_write_stops_the_run_after_the_steps_before_it(
     assert failed and stepped[-2:] == [failed[0], failed[0] + 1]
     with RunStore.open(tmp_path / "split", readonly=True) as store:
         assert store.get_meta("last_step") == written[-1]
+
+
+def model_calls(run_dir: Path) -> Counter[tuple[str | None, str]]:
+    """The run's chat-model calls by agent and purpose (embeddings, latencies and cache flags
+    aside: each shard has its own embedding cache)."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        return Counter(
+            (e.event.agent, e.event.data["purpose"])
+            for e in store.iter_events(kinds=["llm_call"])
+            if e.event.data["purpose"] != "embed"
+        )
+
+
+def chat_use(run_dir: Path) -> tuple[int, int]:
+    """Tokens and backend calls of the run's chat-model calls, as a budget counts them."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        calls = [
+            e.event.data
+            for e in store.iter_events(kinds=["llm_call"])
+            if e.event.data["purpose"] != "embed"
+        ]
+    tokens = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
+    return tokens, sum(c["backend_calls"] for c in calls)
+
+
+def world_events(run_dir: Path) -> list[tuple[Any, ...]]:
+    return [row for row in event_log(run_dir) if row[2] != "llm_call"]
+
+
+async def test_shards_sharing_one_model_record_and_count_each_call_once(tmp_path: Path) -> None:
+    config = SimulationConfig(seed=5)
+    async with open_llm(FAKE, use_cache=False) as llm:
+        await one_process_metered(tmp_path / "one", llm, config)
+    async with open_llm(FAKE, use_cache=False) as llm:
+        handles = local_shards(town(), llm, config, 2, meter=llm.meter)
+        run = await ShardedRun.start(town(), tmp_path / "split", handles, config)
+        guard = BudgetGuard(Budget(), None)
+        await run.run(hours=HOURS, budget=guard)
+        run.close("finished")
+    calls = model_calls(tmp_path / "split")
+    assert calls == model_calls(tmp_path / "one") and sum(calls.values()) > 50
+    spent = guard.spent()
+    assert (spent.tokens, spent.calls) == chat_use(tmp_path / "split") > (0, 0)
+    assert world_events(tmp_path / "split") == world_events(tmp_path / "one")
+
+
+async def test_a_sharded_run_stops_at_its_budget_and_resumes_to_the_same_end(
+    tmp_path: Path,
+) -> None:
+    config = SimulationConfig(seed=5)
+    async with open_llm(FAKE, use_cache=False) as llm:
+        await one_process_metered(tmp_path / "one", llm, config)
+    limit = sum(model_calls(tmp_path / "one").values()) // 2
+    async with open_llm(FAKE, use_cache=False) as llm:
+        handles = local_shards(town(), llm, config, 2, meter=llm.meter)
+        run = await ShardedRun.start(town(), tmp_path / "split", handles, config)
+        end = run.now + timedelta(hours=HOURS)
+        guard = BudgetGuard(Budget(max_calls=limit), None)
+        with pytest.raises(BudgetExhausted, match="model-call budget used up"):
+            await run.run(until=end, budget=guard)
+        run.close("budget")
+    assert guard.spent().calls >= limit
+    with RunStore.open(tmp_path / "split", readonly=True) as store:
+        checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None and checkpoint.time < end
+    async with open_llm(FAKE, use_cache=False) as llm:
+        handles = local_shards(town(), llm, config, 3, meter=llm.meter)
+        again = await ShardedRun.resume(tmp_path / "split", town(), handles)
+        await again.run(until=end)
+        again.close("finished")
+    assert world_events(tmp_path / "split") == world_events(tmp_path / "one")
+
+
+async def one_process_metered(run_dir: Path, llm: LLM, config: SimulationConfig) -> None:
+    sim = await Simulation.start(town(), run_dir, llm, config, meter=llm.meter)
+    await sim.run(hours=HOURS)
+    sim.close("finished")
 
 
 def test_agents_are_split_evenly_by_where_they_live() -> None:

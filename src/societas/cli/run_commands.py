@@ -78,7 +78,7 @@ InterviewsOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.command("run", cls=RayCommand)(run)
-    app.command("resume")(resume)
+    app.command("resume", cls=RayCommand)(resume)
     app.command("inspect")(inspect)
     app.command("interview")(interview)
 
@@ -106,17 +106,12 @@ def run(
     config = SimulationConfig(seed=seed)
     budget = Budget(max_tokens, max_calls, max_wall)
     if placement is not None and placement.world_shards > 1:
-        if budget != Budget():
-            raise typer.BadParameter(
-                "budgets (--max-tokens, --max-calls, --max-wall) are not available with "
-                "--world-shards; stop the run with Ctrl-C and resume it instead",
-                param_hint="--world-shards",
-            )
         options = _ModelOptions(model, base_url, endpoints)
-        summary = _run_async(
-            _run_sharded(loaded, out_dir, options, config, hours, interviews, placement)
+        summary, stopped = _run_async(
+            _run_sharded(loaded, out_dir, options, config, hours, interviews, placement, budget)
         )
         _print_summary(summary, out_dir)
+        _stop_if_over_budget(stopped, out_dir)
         return
     summary, stopped = _run_async(
         _run(
@@ -171,26 +166,45 @@ async def _run_sharded(
     out_dir: Path,
     options: _ModelOptions,
     config: SimulationConfig,
-    hours: float,
+    hours: float | None,
     interviews: bool,
     placement: RayPlacement,
-) -> RunSummary:
-    """``run --ray --world-shards K``: the agents stepped on K Ray actors, recorded here."""
+    budget: Budget,
+    *,
+    resume: bool = False,
+) -> tuple[RunSummary, str | None]:
+    """``run`` or ``resume`` with ``--ray --world-shards K``: the agents stepped on K Ray
+    actors, recorded here. A resumed run goes on for ``hours``, else to the end it was
+    started for, and keeps its budget (``budget`` raises or sets limits). Returns the summary
+    and why the run stopped early if its budget ran out."""
     endpoints = str(options.endpoints.resolve()) if options.endpoints is not None else None
     source = SpecModel(options.model, base_url=options.base_url, endpoints=endpoints)
     started = time.perf_counter()
+    spent = Spent()
+    if resume:
+        with RunStore.open(out_dir, readonly=True) as before:
+            budget = Budget.from_meta(before.get_meta("budget")).overridden(budget)
+            spent = Spent.from_meta(before.get_meta("spent"))
+    # The shards report their agents' model use after each step; the guard adds it up.
+    guard = BudgetGuard(budget, None, spent_before=spent)
     # A local Ray gets a CPU slot per shard even on a smaller machine (the shards then share the
     # cores) rather than waiting for slots that never come.
     cpus = max(os.cpu_count() or 1, placement.world_shards)
+    stopped = None
     with ray_session(placement.address, num_cpus=cpus):
         async with ray_world_shards(scenario, source, config, placement.world_shards) as shards:
-            run = await ShardedRun.start(
-                scenario, out_dir, shards, config, meta={"model": options.model}
-            )
-            (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
-            until = run.now + timedelta(hours=hours)
-            assert run.store is not None
-            run.store.set_meta("until", until.isoformat())
+            if resume:
+                run = await ShardedRun.resume(out_dir, scenario, shards)
+            else:
+                run = await ShardedRun.start(
+                    scenario, out_dir, shards, config, meta={"model": options.model}
+                )
+                (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
+            store = run.store
+            assert store is not None
+            until = _until(run.now, hours, store.get_meta("until"))
+            store.set_meta("until", until.isoformat())
+            store.set_meta("budget", budget.to_meta())
             total_minutes = max(1.0, (until - run.now).total_seconds() / 60)
             begin, status = run.now, "failed"
             try:
@@ -198,27 +212,45 @@ async def _run_sharded(
                     task = progress.add_task("simulating", total=total_minutes, info="")
 
                     def on_step(r: ShardedRun) -> None:
-                        done = min(total_minutes, (r.now - begin).total_seconds() / 60)
-                        progress.update(task, completed=done, info=f"{r.now:%a %H:%M}")
+                        spending = guard.spent()
+                        store.set_meta("spent", spending.to_meta())
+                        progress.update(
+                            task,
+                            completed=min(total_minutes, (r.now - begin).total_seconds() / 60),
+                            info=f"{r.now:%a %H:%M}  calls {spending.calls}  "
+                            f"tokens {spending.tokens}",
+                        )
 
-                    await run.run(until=until, on_step=on_step)
+                    await run.run(until=until, on_step=on_step, budget=guard)
                 status = "finished"
+            except BudgetExhausted as exhausted:
+                status, stopped = "budget", exhausted.reason
             finally:
                 if run.store is not None:
                     run.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
+                    run.store.set_meta("spent", guard.spent().to_meta())
                 run.close(status)
     answers = None
-    if interviews and any(news.question for news in scenario.news):
+    if stopped is None and interviews and any(news.question for news in scenario.news):
         console.print("Asking every agent what news it has heard...")
-        with RunStore.open(out_dir, readonly=True) as store:
-            checkpoint = store.latest_checkpoint()
+        with RunStore.open(out_dir, readonly=True) as reader:
+            checkpoint = reader.latest_checkpoint()
         assert checkpoint is not None
         agents = {name: Agent.from_state(a) for name, a in checkpoint.state["agents"].items()}
         async with open_llm(
             options.model, base_url=options.base_url, endpoints=options.endpoints
         ) as llm:
             answers = await ask_awareness(scenario, agents, llm, checkpoint.time)
-    return _summarise(out_dir, scenario, answers)
+    return _summarise(out_dir, scenario, answers), stopped
+
+
+def _until(now: datetime, hours: float | None, target: str | None) -> datetime:
+    """Where a run stops: ``hours`` from now, else the end it was started for, else in an hour."""
+    if hours is not None:
+        return now + timedelta(hours=hours)
+    if target is not None:
+        return datetime.fromisoformat(target)
+    return now + timedelta(hours=1)
 
 
 def _open_model(
@@ -315,15 +347,52 @@ def resume(
     max_tokens: MaxTokensOption = None,
     max_calls: MaxCallsOption = None,
     max_wall: MaxWallOption = None,
+    ray: RayOption = None,
+    shards: ShardsOption = 1,
+    world_shards: WorldShardsOption = 1,
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill, or to run longer).
 
     The run keeps the budget it was started with; ``--max-*`` options raise (or set) limits.
+    A run recorded in one process may go on over world shards, and the other way round.
     """
+    placement = ray_placement(ray, shards, world_shards)
     scenario = _scenario_of(run_dir)
     budget = Budget(max_tokens, max_calls, max_wall)
+    if placement is not None and placement.world_shards > 1:
+        with RunStore.open(run_dir, readonly=True) as store:
+            model = model or str(store.get_meta("model", DEFAULT_MODEL))
+            # Shards restore the config saved in the checkpoint; this one only starts them.
+            config = SimulationConfig.model_validate(store.get_meta("config") or {})
+        options = _ModelOptions(model, base_url, endpoints)
+        summary, stopped = _run_async(
+            _run_sharded(
+                scenario,
+                run_dir,
+                options,
+                config,
+                hours,
+                interviews,
+                placement,
+                budget,
+                resume=True,
+            )
+        )
+        _print_summary(summary, run_dir)
+        _stop_if_over_budget(stopped, run_dir)
+        return
     summary, stopped = _run_async(
-        _resume(run_dir, scenario, model, base_url, hours, interviews, endpoints, budget)
+        _resume(
+            run_dir,
+            scenario,
+            model,
+            base_url,
+            hours,
+            interviews,
+            endpoints,
+            budget,
+            placement=placement,
+        )
     )
     _print_summary(summary, run_dir)
     _stop_if_over_budget(stopped, run_dir)
@@ -338,24 +407,21 @@ async def _resume(
     interviews: bool,
     endpoints: Path | None = None,
     budget: Budget | None = None,
+    *,
+    placement: RayPlacement | None = None,
 ) -> tuple[RunSummary, str | None]:
     with RunStore.open(run_dir, readonly=True) as store:
         model = model or str(store.get_meta("model", DEFAULT_MODEL))
         target = store.get_meta("until")
         budget = Budget.from_meta(store.get_meta("budget")).overridden(budget or Budget())
         spent = Spent.from_meta(store.get_meta("spent"))
-    async with open_llm(model, base_url=base_url, endpoints=endpoints) as llm:
+    async with _open_model(model, base_url, endpoints, placement) as llm:
         started = time.perf_counter()
         guard = BudgetGuard(budget, llm.meter, spent_before=spent)
         sim = Simulation.resume(run_dir, llm, scenario, meter=llm.meter)
         if sim.store is not None:
             sim.store.set_meta("budget", budget.to_meta())
-        if hours is not None:
-            until = sim.now + timedelta(hours=hours)
-        elif target is not None:
-            until = datetime.fromisoformat(target)
-        else:
-            until = sim.now + timedelta(hours=1)
+        until = _until(sim.now, hours, target)
         return await _drive(sim, until, started, llm, interviews, guard)
 
 

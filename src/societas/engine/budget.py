@@ -5,7 +5,9 @@ spends: what earlier invocations spent (kept in the run's metadata as :class:`Sp
 model calls of this process (it listens to the LLM's meter) and the wall time since it was made.
 :meth:`Simulation.run <societas.engine.simulation.Simulation.run>` asks the guard before every
 step; when a limit is reached it writes a checkpoint and raises :class:`BudgetExhausted`, so the
-run stops at a step boundary and resumes from there (with a larger budget).
+run stops at a step boundary and resumes from there (with a larger budget). A run on world
+shards (:class:`~societas.engine.sharded_run.ShardedRun`) does the same with a guard that has no
+meter: the shards' model use reaches it through :meth:`BudgetGuard.add`.
 
 Tokens and calls count what reached a chat model: prompt plus completion tokens, and backend
 calls (repairs included, retried attempts not). Cached answers and embeddings cost nothing here.
@@ -100,6 +102,13 @@ class Spent:
         )
 
 
+def chat_cost(record: CallRecord) -> tuple[int, int]:
+    """What a call costs a budget: (tokens, backend calls) of a chat model; embeddings are free."""
+    if record.kind == "embed":
+        return 0, 0
+    return record.prompt_tokens + record.completion_tokens, record.backend_calls
+
+
 class BudgetExhausted(Exception):
     """A run stopped because a limit of its budget was reached (it holds a checkpoint)."""
 
@@ -114,13 +123,14 @@ class BudgetGuard:
 
     ``spent_before`` is what earlier invocations of the run spent; this process's chat-model
     calls come from ``meter`` (from now on) and its wall time from ``clock`` (since now).
-    Call :meth:`close` to stop listening to the meter.
+    Call :meth:`close` to stop listening to the meter. Without a meter, calls are counted
+    only through :meth:`add`.
     """
 
     def __init__(
         self,
         budget: Budget,
-        meter: Meter,
+        meter: Meter | None,
         *,
         spent_before: Spent | None = None,
         clock: Clock = time.monotonic,
@@ -131,13 +141,17 @@ class BudgetGuard:
         self._started = clock()
         self._tokens = 0
         self._calls = 0
-        self._unsubscribe: Callable[[], None] | None = meter.subscribe(self._count)
+        self._unsubscribe: Callable[[], None] | None = (
+            meter.subscribe(self._count) if meter is not None else None
+        )
 
     def _count(self, record: CallRecord) -> None:
-        if record.kind == "embed":
-            return
-        self._tokens += record.prompt_tokens + record.completion_tokens
-        self._calls += record.backend_calls
+        self.add(*chat_cost(record))
+
+    def add(self, tokens: int, calls: int) -> None:
+        """Count model use made where no meter of this process sees it (on world shards)."""
+        self._tokens += tokens
+        self._calls += calls
 
     def spent(self) -> Spent:
         """Everything spent so far, earlier invocations included."""

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from societas.concurrency import all_or_first_error
+from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
+from societas.engine.heap import fewer_collections
 from societas.engine.runstore import RunStore
 from societas.engine.sharding import (
     AgentExchange,
@@ -46,11 +48,14 @@ T = TypeVar("T")
 
 @dataclass
 class ShardReport:
-    """What a shard did since the driver last asked: its commits, and the game time now."""
+    """What a shard did since the driver last asked: its commits, the game time now, and the
+    chat-model tokens and calls its agents spent (for a budget)."""
 
     shipments: list[Shipment]
     now: datetime
     step: int
+    tokens: int = 0
+    calls: int = 0
 
 
 class ShardHandle(Protocol):
@@ -82,8 +87,10 @@ class WorldShard:
         self.exchange = exchange
         self.meter = meter
         self.sim: Simulation | None = None
+        self._reported = (0, 0)  # the simulation's (tokens, calls) at the last report
 
     async def start(self) -> ShardReport:
+        self._reported = (0, 0)
         self.sim = await Simulation.start(
             self.scenario, None, self.llm, self.config, meter=self.meter, exchange=self.exchange
         )
@@ -91,6 +98,7 @@ class WorldShard:
 
     async def restore(self, state: dict[str, Any], checkpoint_step: int) -> ShardReport:
         """Take up a run from the checkpoint of ``checkpoint_step`` (its whole ``state``)."""
+        self._reported = (0, 0)
         self.sim = Simulation.from_state(
             self.scenario,
             state,
@@ -103,7 +111,8 @@ class WorldShard:
         return self._report()
 
     async def step(self) -> ShardReport:
-        await self._sim.step()
+        with fewer_collections():
+            await self._sim.step()
         return self._report()
 
     async def finish(self) -> ShardReport:
@@ -120,7 +129,10 @@ class WorldShard:
     def _report(self) -> ShardReport:
         sim = self._sim
         shipments, sim.shipments = sim.shipments, []
-        return ShardReport(shipments, sim.now, sim.step_index)
+        (tokens, calls), self._reported = self._reported, (sim.tokens_spent, sim.calls_spent)
+        return ShardReport(
+            shipments, sim.now, sim.step_index, sim.tokens_spent - tokens, sim.calls_spent - calls
+        )
 
 
 def split_scenario(scenario: Scenario, shards: int) -> list[set[str]]:
@@ -165,6 +177,9 @@ class ShardedRun:
         self.step_index = 0
         # The store write of the last step, still going while the shards run the next one.
         self._writing: asyncio.Future[None] | None = None
+        self._budget: BudgetGuard | None = None  # counts what the shards report, during run()
+        # Tokens and calls the shards reported that no budget has counted yet (those of start).
+        self._uncounted = (0, 0)
 
     @classmethod
     async def start(
@@ -207,24 +222,34 @@ class ShardedRun:
         hours: float | None = None,
         until: datetime | None = None,
         on_step: Callable[[ShardedRun], None] | None = None,
+        budget: BudgetGuard | None = None,
     ) -> None:
         """Step until ``until`` (or ``hours`` of game time from now); checkpoints at the end.
 
         Each step is written while the shards run the next one (a step is in the store by the
         time the step after it ends), so the driver's writing costs the shards no time. If a
-        shard fails, the steps before are written before the error is raised.
+        shard fails, the steps before are written before the error is raised. A ``budget``
+        counts what the shards report and is checked before every step; when it is used up
+        the run checkpoints and raises :class:`~societas.engine.budget.BudgetExhausted`.
         """
         if until is None:
             if hours is None:
                 raise ValueError("give hours or until")
             until = self.now + timedelta(hours=hours)
+        self._budget = budget
+        self._count_spending()
         try:
-            while self.now < until:
-                await self._together(lambda shard: shard.step(), write_behind=True)
-                if on_step is not None:
-                    on_step(self)
-            await self._together(lambda shard: shard.finish())
+            with fewer_collections():
+                while self.now < until:
+                    if budget is not None and (reason := budget.exceeded()) is not None:
+                        await self._together(lambda shard: shard.finish())
+                        raise BudgetExhausted(reason, budget.spent())
+                    await self._together(lambda shard: shard.step(), write_behind=True)
+                    if on_step is not None:
+                        on_step(self)
+                await self._together(lambda shard: shard.finish())
         finally:
+            self._budget = None
             await self._written(quiet=True)
 
     def close(self, status: str = "stopped") -> None:
@@ -246,6 +271,12 @@ class ShardedRun:
         if len({(report.now, report.step) for report in reports}) != 1:
             raise RuntimeError("the shards' clocks disagree; the run stops here")
         self.now, self.step_index = reports[0].now, reports[0].step
+        tokens, calls = self._uncounted
+        self._uncounted = (
+            tokens + sum(r.tokens for r in reports),
+            calls + sum(r.calls for r in reports),
+        )
+        self._count_spending()
         merged = merge_shipments([report.shipments for report in reports])
         await self._written()  # steps go in one after the other
         if self.store is None or not merged:
@@ -260,6 +291,11 @@ class ShardedRun:
             self._writing = asyncio.ensure_future(asyncio.to_thread(write))
         else:
             write()
+
+    def _count_spending(self) -> None:
+        if self._budget is not None:
+            self._budget.add(*self._uncounted)
+            self._uncounted = (0, 0)
 
     async def _written(self, *, quiet: bool = False) -> None:
         """Wait for the step being written; its error is raised unless ``quiet`` (when another

@@ -34,10 +34,11 @@ from societas.agents.cognition.dialogue import Conversation as Talk
 from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.importance import ImportanceMemo
 from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
-from societas.engine.budget import BudgetExhausted, BudgetGuard
+from societas.engine.budget import BudgetExhausted, BudgetGuard, chat_cost
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
 from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, order_key
+from societas.engine.heap import fewer_collections
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, encode_event
@@ -155,6 +156,9 @@ class Simulation:
         for place in self._places:
             self._rooms_of_area.setdefault(world.places.area_of(place), []).append(place)
         self._unsubscribe: Callable[[], None] | None = None
+        # Chat-model use this simulation recorded (what a budget counts; see chat_cost).
+        self.tokens_spent = 0
+        self.calls_spent = 0
         if meter is not None:
             self._unsubscribe = meter.subscribe(self._on_call)
 
@@ -345,18 +349,19 @@ class Simulation:
             if hours is None:
                 raise ValueError("give hours or until")
             until = self.now + timedelta(hours=hours)
-        while self.now < until:
-            if budget is not None and (reason := budget.exceeded()) is not None:
-                self.checkpoint()
-                raise BudgetExhausted(reason, budget.spent())
-            try:
-                await self.step()
-            except LLMError:
-                self._record_failed_calls()
-                raise
-            if on_step is not None:
-                on_step(self)
-        self.checkpoint()
+        with fewer_collections():
+            while self.now < until:
+                if budget is not None and (reason := budget.exceeded()) is not None:
+                    self.checkpoint()
+                    raise BudgetExhausted(reason, budget.spent())
+                try:
+                    await self.step()
+                except LLMError:
+                    self._record_failed_calls()
+                    raise
+                if on_step is not None:
+                    on_step(self)
+            self.checkpoint()
 
     def checkpoint(self) -> None:
         """Save the whole state where the run stands (the end of a run, or a pause)."""
@@ -901,6 +906,12 @@ class Simulation:
             _acting_agent.reset(token)
 
     def _on_call(self, record: CallRecord) -> None:
+        agent = _acting_agent.get()
+        if agent is not None and not self._owns(agent):
+            return  # shards sharing one model's meter: the call is its agent's owner's to record
+        tokens, calls = chat_cost(record)
+        self.tokens_spent += tokens
+        self.calls_spent += calls
         self._events.append(
             (
                 CALL_KEY,
@@ -908,7 +919,7 @@ class Simulation:
                     step=self.step_index,
                     time=self.now,
                     kind="llm_call",
-                    agent=_acting_agent.get(),
+                    agent=agent,
                     data=record.event_data(),
                 ),
             )
