@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,11 @@ def test_a_run_on_world_shards_stops_at_its_budget_and_resumes_on_them(
     ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOCIETAS_HOME", str(tmp_path / "home"))
-    # A model of its own: the Ray workers started before this test set SOCIETAS_HOME, so they
-    # share earlier tests' response cache, and an answer from a cache costs no model call.
-    common = ["run", "duo", "--model", "fake:budget", "--hours", "1", "--no-interviews"]
+    # A model no run has asked before: the Ray workers started before this test set
+    # SOCIETAS_HOME, so their response cache may be one that other runs filled, and an answer
+    # from a cache costs no model call.
+    model = f"fake:budget-{uuid.uuid4().hex[:12]}"
+    common = ["run", "duo", "--model", model, "--hours", "1", "--no-interviews"]
     run_dir = str(tmp_path / "budget")
     shards = ["--ray", "--world-shards", "2"]
     stopped = CliRunner().invoke(app, [*common, *shards, "--max-calls", "5", "--out", run_dir])
