@@ -197,6 +197,10 @@ def test_run_with_ray_shards_from_the_cli(
         args = ["run", "duo", "-m", MODEL, "--hours", "0.5", "--no-interviews", "--seed", "5"]
         result = CliRunner().invoke(app, [*args, *extra, "--out", str(out)])
         assert result.exit_code == 0, result.output
+        # ... and goes on the same way.
+        more = ["resume", str(out), "--hours", "0.5", "--no-interviews"]
+        resumed = CliRunner().invoke(app, [*more, *extra])
+        assert resumed.exit_code == 0, resumed.output
         runs[name] = events_of(out)
     world, calls = runs["ray"]
     assert (world, calls) == runs["local"]
