@@ -70,8 +70,6 @@ BASE_HINTS: dict[str, Any] = {
     "steps[]": 3,
     "mins": 20,
     "do": ["walk around", "chat", "look around"],
-    "emoji": "🙂",
-    "state": "in use",
     "imp": 4,
     "why": "I want to say hello",
     "say": [

@@ -40,7 +40,7 @@ HINTS = {
     "memory": "Iris invited me to her book club on Sunday at the cafe.",
     "gist": "Iris invited Noah to her book club.",
     "mins": 15,
-    "obj": "Corner Cafe:counter:coffee machine",
+    "obj": "coffee machine",
     "blocks[]": 4,
 }
 

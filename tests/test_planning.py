@@ -279,8 +279,12 @@ def test_normalise_schedule_always_covers_the_window(
 # --- decompose_block -----------------------------------------------------------------------------
 
 
-def step(mins: int, do: str, obj: str = "none", state: str = "", imp: int = 2) -> dict[str, Any]:
-    return {"mins": mins, "do": do, "obj": obj, "emoji": "🍞", "state": state, "imp": imp}
+def step(mins: int, do: str, obj: str = "none") -> dict[str, Any]:
+    return {"mins": mins, "do": do, "obj": obj}
+
+
+def steps(*items: dict[str, Any], imp: int = 2) -> dict[str, Any]:
+    return {"steps": list(items), "imp": imp}
 
 
 BAKING = PlanBlock(start=9 * 60, end=10 * 60 + 30, activity="baking bread", place="bakery:kitchen")
@@ -288,13 +292,12 @@ OVEN = "bakery:kitchen:oven"
 
 
 async def test_decompose_fills_the_block_exactly() -> None:
-    answer = {
-        "steps": [
-            step(10, "knead the dough"),
-            step(15, "shape loaves"),
-            step(10, "bake loaves", OVEN, "baking bread", imp=3),
-        ]
-    }
+    answer = steps(
+        step(10, "knead the dough"),
+        step(15, "shape loaves"),
+        step(10, "bake loaves", "oven"),
+        imp=3,
+    )
     llm = scripted(answer)
     actions = await decompose_block(llm, MARA, BAKING, objects=[OVEN, "bakery:kitchen:sink"])
 
@@ -304,21 +307,22 @@ async def test_decompose_fills_the_block_exactly() -> None:
     for before, after in pairwise(actions):
         assert before.end == after.start
     assert actions[0].object is None and actions[0].object_state == ""
-    assert (actions[2].object, actions[2].object_state, actions[2].importance) == (
-        OVEN,
-        "baking bread",
-        3,
-    )
-    (call,) = llm.calls
+    # the object is named without its room in the prompt and answer, and given back as its
+    # address; the step is the object's state, the block's score every step's importance
+    assert (actions[2].object, actions[2].object_state) == (OVEN, "bake loaves")
+    assert [a.importance for a in actions] == [3, 3, 3]
+    assert all(a.emoji for a in actions)
+    (call,) = [c for c in llm.calls if c.purpose != "embed"]
     assert call.purpose == "decompose"
+    assert "Objects: oven, sink" in call.messages[1].content
     assert call.params is not None and call.params.max_tokens <= DECOMPOSE_MAX_TOKENS
     assert call.schema is not None
     obj = call.schema.model_json_schema()["$defs"]["StepAnswer"]["properties"]["obj"]
-    assert obj["enum"] == [OVEN, "bakery:kitchen:sink", "none"]
+    assert obj["enum"] == ["oven", "sink", "none"]
 
 
 async def test_decompose_refines_only_what_is_left_of_the_block() -> None:
-    answer = {"steps": [step(5, "check the oven", OVEN, "baking"), step(5, "clean up")]}
+    answer = steps(step(5, "check the oven", "oven"), step(5, "clean up"))
     llm = scripted(answer)
     actions = await decompose_block(llm, MARA, BAKING, objects=[OVEN], start=10 * 60)
     assert [(a.start, a.minutes) for a in actions] == [(600, 15), (615, 15)]
@@ -326,13 +330,13 @@ async def test_decompose_refines_only_what_is_left_of_the_block() -> None:
 
 
 async def test_decompose_rejects_an_object_not_in_the_room() -> None:
-    answer = {"steps": [step(5, "sit", "bakery:kitchen:throne"), step(5, "stand")]}
+    answer = steps(step(5, "sit", "throne"), step(5, "stand"))
     with pytest.raises(LLMOutputError):
         await decompose_block(scripted(answer), MARA, BAKING, objects=[OVEN])
 
 
 async def test_decompose_of_a_short_remainder_keeps_the_first_steps() -> None:
-    answer = {"steps": [step(10, "a"), step(10, "b"), step(10, "c")]}
+    answer = steps(step(10, "a"), step(10, "b"), step(10, "c"))
     actions = await decompose_block(scripted(answer), MARA, BAKING, objects=[], start=620)
     assert [(a.description, a.start, a.minutes) for a in actions] == [("a", 620, 5), ("b", 625, 5)]
 
@@ -469,7 +473,7 @@ async def test_rendered_planning_prompts_leave_no_placeholder() -> None:
             "blocks": [block("7:00", "9", "a", HOME)],
         },
         "replan": lambda: {"blocks": [block("16:00", "22:00", "a", HOME)]},
-        "decompose": lambda: {"steps": [step(5, "a"), step(5, "b")]},
+        "decompose": lambda: steps(step(5, "a"), step(5, "b")),
     }
 
     def respond(call: ScriptedCall) -> Any:

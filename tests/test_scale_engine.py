@@ -33,7 +33,6 @@ HINTS: dict[str, Any] = {
     "do": "talk",
     "say": ["Have you heard of the festival in the park on Saturday?", "Yes, I'll come."],
     "PlanAnswer.what": "",
-    "state": "in use",
 }
 
 

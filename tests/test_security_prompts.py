@@ -121,7 +121,6 @@ HINTS = {
     "gist": f"Iris asked Noah to open {PATH}.",
     "mins": 15,
     "obj": PATH,
-    "state": PATH,
     "blocks[]": 4,
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from societas.agents.cognition.emoji import EmojiMemo
 from societas.agents.cognition.importance import ImportanceMemo, rate_importance
 from societas.agents.cognition.planning import (
     SLEEPING,
@@ -50,6 +51,7 @@ class Agent:
     home: str
     memory: MemoryStream = field(default_factory=MemoryStream)
     importance_memo: ImportanceMemo = field(default_factory=ImportanceMemo)
+    emoji_memo: EmojiMemo = field(default_factory=EmojiMemo)
     relationships: dict[str, str] = field(default_factory=dict)
     plan: DayPlan | None = None
     actions: list[Action] = field(default_factory=list)
@@ -351,6 +353,7 @@ class Agent:
             objects=objects_of.get(block.place, []),
             start=minute,
             memories=memories,
+            emoji_memo=self.emoji_memo,
         )
 
     # ------------------------------------------------------------------------------- state
@@ -363,6 +366,7 @@ class Agent:
             "home": self.home,
             "memory": self.memory.get_state() if memory is None else memory,
             "importance_memo": self.importance_memo.get_state(),
+            "emoji_memo": self.emoji_memo.get_state(),
             "relationships": dict(self.relationships),
             "plan": self.plan.model_dump(mode="json") if self.plan else None,
             "actions": [a.model_dump(mode="json") for a in self.actions],
@@ -381,6 +385,9 @@ class Agent:
             home=state["home"],
             memory=MemoryStream.from_state(state["memory"]),
             importance_memo=ImportanceMemo.from_state(state["importance_memo"]),
+            emoji_memo=(
+                EmojiMemo.from_state(state["emoji_memo"]) if "emoji_memo" in state else EmojiMemo()
+            ),
             relationships=dict(state["relationships"]),
             plan=DayPlan.model_validate(state["plan"]) if state["plan"] else None,
             actions=[Action.model_validate(a) for a in state["actions"]],

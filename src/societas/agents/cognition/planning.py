@@ -35,6 +35,7 @@ from typing import NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.schemas import (
     MINUTES_PER_DAY,
     NONE,
@@ -64,7 +65,7 @@ MIN_WAKING_MINUTES = 10 * 60
 MAX_REVISED_BLOCKS = 10
 PLAN_MAX_TOKENS = 900
 REVISE_MAX_TOKENS = 760
-DECOMPOSE_MAX_TOKENS = 600
+DECOMPOSE_MAX_TOKENS = 320
 
 
 # --- what the engine uses ---------------------------------------------------------------
@@ -216,18 +217,21 @@ class RevisionAnswer(BaseModel):
 
 
 class StepAnswer(BaseModel):
+    """One step as the model writes it. Generated tokens are the slowest part of a call on a
+    CPU, so a step carries only what the model alone can say: the emoji is chosen by embedding
+    (:mod:`~societas.agents.cognition.emoji`) and an object used shows the step as its state."""
+
     mins: int = Field(ge=1, le=60)
     do: str = Field(max_length=50)
     obj: str
-    emoji: str = Field(max_length=8)
-    state: str = Field(max_length=30)
-    imp: int = Field(ge=1, le=10)
 
 
 class DecompositionAnswer(BaseModel):
-    """The answer of ``decompose.yaml``."""
+    """The answer of ``decompose.yaml``: the steps, and how memorable the block is (one score
+    for all its steps, which are parts of one activity)."""
 
     steps: list[StepAnswer] = Field(min_length=2, max_length=8)
+    imp: int = Field(ge=1, le=10)
 
 
 def day_plan_answer(places: tuple[str, ...]) -> Narrowed[DayPlanAnswer]:
@@ -241,7 +245,8 @@ def revision_answer(places: tuple[str, ...]) -> Narrowed[RevisionAnswer]:
 
 
 def decomposition_answer(objects: tuple[str, ...]) -> Narrowed[DecompositionAnswer]:
-    """``DecompositionAnswer`` with ``obj`` restricted to ``objects`` and ``"none"``."""
+    """``DecompositionAnswer`` with ``obj`` restricted to ``objects`` and ``"none"``; the
+    objects are named as in the prompt, without their room (:func:`object_names`)."""
     return narrow(DecompositionAnswer, {"steps.obj": (*objects, NONE)})
 
 
@@ -579,24 +584,26 @@ async def decompose_block(
     start: int | None = None,
     memories: Sequence[str] = (),
     params: SamplingParams | None = None,
+    emoji_memo: EmojiMemo | None = None,
 ) -> tuple[Action, ...]:
     """Break a plan block into 2-8 actions in ONE call; the actions fill the block exactly.
 
-    ``objects`` are the block's room objects (names or addresses, returned as given); ``start``
-    (minute of day, default the block's start) refines only what is left of a block under way.
-    Durations are rescaled to fill ``[start, block.end)``; when it is too short for every step,
-    the first steps are kept.
+    ``objects`` are the block's room objects (addresses or names, returned as given; the prompt
+    names them without their room); ``start`` (minute of day, default the block's start) refines
+    only what is left of a block under way. Durations are rescaled to fill ``[start, block.end)``;
+    when it is too short for every step, the first steps are kept. Each action's emoji is the
+    nearest by embedding (one request for texts ``emoji_memo`` does not know, none otherwise).
     """
     begin = block.start if start is None else max(block.start, min(start, block.end - 1))
-    allowed = tuple(dict.fromkeys(o for o in objects if o and o != NONE))
+    named = object_names(block.place, objects)
     answer = await ask(
         llm,
-        decomposition_answer(allowed),
+        decomposition_answer(tuple(named)),
         "decompose",
         dict(
             **persona_variables(persona),
             place=block.place,
-            objects=", ".join(allowed) or NONE,
+            objects=", ".join(named) or NONE,
             memories=bullet_list(memories),
             activity=block.activity,
             start=format_clock(begin),
@@ -609,29 +616,45 @@ async def decompose_block(
     )
     steps = [s for s in answer.steps if model_text(s.do)] or list(answer.steps)
     durations = fit_durations([s.mins for s in steps], block.end - begin)
-    return _actions(steps, durations, begin)
-
-
-def _actions(
-    steps: Sequence[StepAnswer], durations: Sequence[int], begin: int
-) -> tuple[Action, ...]:
+    steps = steps[: len(durations)]
+    descriptions = [model_text(s.do) or "busy" for s in steps]
+    emoji = await emoji_for(llm, descriptions, emoji_memo)
     actions: list[Action] = []
     cursor = begin
-    for step, minutes in zip(steps, durations, strict=False):
-        target = choice_or_none(step.obj)
+    for step, description, symbol, minutes in zip(
+        steps, descriptions, emoji, durations, strict=True
+    ):
+        target = named.get(choice_or_none(step.obj) or "")
         actions.append(
             Action(
                 start=cursor,
                 minutes=minutes,
-                description=model_text(step.do) or "busy",
+                description=description,
                 object=target,
-                emoji=step.emoji.strip(),
-                object_state=model_text(step.state) if target else "",
-                importance=step.imp,
+                emoji=symbol,
+                object_state=description if target else "",
+                importance=answer.imp,
             )
         )
         cursor += minutes
     return tuple(actions)
+
+
+def object_names(room: str, objects: Sequence[str]) -> dict[str, str]:
+    """Each object's name for a prompt, mapped to the object as given: an address in ``room``
+    loses the room (``"home:kitchen:stove"`` is ``"stove"``), which saves prompt and answer
+    tokens; a name that would then be ambiguous keeps its address.
+
+    >>> object_names("home:kitchen", ["home:kitchen:stove", "sink", "none"])
+    {'stove': 'home:kitchen:stove', 'sink': 'sink'}
+    """
+    given = [o for o in dict.fromkeys(objects) if o and o != NONE]
+    prefix = room + ":"
+    short = [
+        o[len(prefix) :] if o.startswith(prefix) and len(o) > len(prefix) else o for o in given
+    ]
+    clashes = {name for name in short if short.count(name) > 1 or name == NONE}
+    return {(o if name in clashes else name): o for o, name in zip(given, short, strict=True)}
 
 
 def fit_durations(weights: Sequence[int], total: int) -> list[int]:
