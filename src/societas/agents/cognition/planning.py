@@ -65,7 +65,8 @@ MIN_WAKING_MINUTES = 10 * 60
 MAX_REVISED_BLOCKS = 10
 PLAN_MAX_TOKENS = 900
 REVISE_MAX_TOKENS = 760
-DECOMPOSE_MAX_TOKENS = 320
+DECOMPOSE_MAX_TOKENS = 240
+MAX_STEPS = 6
 
 
 # --- what the engine uses ---------------------------------------------------------------
@@ -173,7 +174,8 @@ class DayPlan(BaseModel):
 
 
 class Action(BaseModel):
-    """One 5-15-minute step of a block, as the engine executes and remembers it."""
+    """One step of a block (10-20 minutes as asked; rescaled to fill the block), as the engine
+    executes and remembers it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -222,7 +224,7 @@ class StepAnswer(BaseModel):
     (:mod:`~societas.agents.cognition.emoji`) and an object used shows the step as its state."""
 
     mins: int = Field(ge=1, le=60)
-    do: str = Field(max_length=50)
+    do: str = Field(max_length=40)
     obj: str
 
 
@@ -230,7 +232,7 @@ class DecompositionAnswer(BaseModel):
     """The answer of ``decompose.yaml``: the steps, and how memorable the block is (one score
     for all its steps, which are parts of one activity)."""
 
-    steps: list[StepAnswer] = Field(min_length=2, max_length=8)
+    steps: list[StepAnswer] = Field(min_length=2, max_length=MAX_STEPS)
     imp: int = Field(ge=1, le=10)
 
 
@@ -586,7 +588,7 @@ async def decompose_block(
     params: SamplingParams | None = None,
     emoji_memo: EmojiMemo | None = None,
 ) -> tuple[Action, ...]:
-    """Break a plan block into 2-8 actions in ONE call; the actions fill the block exactly.
+    """Break a plan block into 2-6 actions in ONE call; the actions fill the block exactly.
 
     ``objects`` are the block's room objects (addresses or names, returned as given; the prompt
     names them without their room); ``start`` (minute of day, default the block's start) refines
