@@ -127,6 +127,8 @@ async def test_ablations_run(tmp_path: Path, flag: str) -> None:
     purposes = set(sim.llm.purposes()) if isinstance(sim.llm, ScriptedLLM) else set()
     if flag == "planning":
         assert not purposes & {"plan", "decompose", "replan"}
+        # an undecomposed block still shows an emoji, chosen by embedding
+        assert all(agent.current and agent.current.emoji for agent in sim.agents.values())
     if flag == "reflection":
         assert "reflect" not in purposes
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from societas.agents.cognition.emoji import EmojiMemo
+from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.importance import ImportanceMemo, rate_importance
 from societas.agents.cognition.planning import (
     SLEEPING,
@@ -341,8 +341,11 @@ class Agent:
         config: SimulationConfig,
         weights: RetrievalWeights,
     ) -> Sequence[Action]:
-        if block.activity == SLEEPING or not config.planning or block.end - minute < 10:
+        if block.activity == SLEEPING:
             return [_whole_block(block, minute)]
+        if not config.planning or block.end - minute < 10:
+            (emoji,) = await emoji_for(llm, [block.activity], self.emoji_memo)
+            return [_whole_block(block, minute).model_copy(update={"emoji": emoji})]
         memories = await self.recall(
             llm, block.activity, now, k=min(4, config.memories_per_prompt), weights=weights
         )
