@@ -19,16 +19,15 @@ Examples
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
 
 import numpy as np
 import yaml
 
+from societas.agents.cognition.memo import TextMemo
 from societas.llm.types import LanguageModel
 
 
@@ -54,7 +53,7 @@ class EmojiTable:
         return EmojiTable(tuple(str(e) for e in entries), tuple(entries.values()))
 
 
-class EmojiMemo:
+class EmojiMemo(TextMemo[str]):
     """One agent's emoji choices by exact text, least recently used forgotten first.
 
     >>> memo = EmojiMemo(max_entries=2)
@@ -63,37 +62,18 @@ class EmojiMemo:
     (None, '📖', '🎣')
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be positive, got {max_entries}")
-        self.max_entries = max_entries
-        self._chosen: OrderedDict[str, str] = OrderedDict()
+    label = "emoji memo"
+    default_entries = 256
 
-    def __contains__(self, text: object) -> bool:
-        return text in self._chosen
+    def _checked(self, text: str, value: str) -> str:
+        if not value:
+            raise ValueError(f"no emoji for {text!r}")
+        return value
 
-    def get(self, text: str) -> str | None:
-        symbol = self._chosen.get(text)
-        if symbol is not None:
-            self._chosen.move_to_end(text)
-        return symbol
-
-    def put(self, text: str, symbol: str) -> None:
-        self._chosen[text] = symbol
-        self._chosen.move_to_end(text)
-        while len(self._chosen) > self.max_entries:
-            self._chosen.popitem(last=False)
-
-    def get_state(self) -> dict[str, Any]:
-        """JSON-serialisable state (entries oldest first)."""
-        return {"max_entries": self.max_entries, "chosen": [list(e) for e in self._chosen.items()]}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EmojiMemo:
-        memo = cls(max_entries=int(state["max_entries"]))
-        for text, symbol in state["chosen"]:
-            memo.put(str(text), str(symbol))
-        return memo
+    def _stored(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"an emoji must be text, got {value!r}")
+        return value
 
 
 async def emoji_for(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -35,6 +34,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, create_model
 
+from societas.agents.cognition.memo import TextMemo
 from societas.agents.cognition.schemas import bounded_params, render_prompt
 from societas.agents.persona import Persona
 from societas.llm.types import LanguageModel, LLMError, SamplingParams
@@ -157,63 +157,41 @@ def _is_own_action(text: str, persona: Persona) -> bool:
 # --- the memo -------------------------------------------------------------------------------
 
 
-class ImportanceMemo:
-    """One agent's scores of texts already rated, keyed by exact text (least recently used go).
+class ImportanceMemo(TextMemo[int]):
+    """One agent's scores of texts already rated, keyed by exact text (least recently used go);
+    ``hits`` counts the scores it gave back.
 
     >>> memo = ImportanceMemo(max_entries=2)
     >>> memo.put("a", 3); memo.put("b", 4); memo.put("c", 5)
-    >>> memo.get("a"), memo.get("c"), len(memo)
-    (None, 5, 2)
+    >>> memo.get("a"), memo.get("c"), len(memo), memo.hits
+    (None, 5, 2, 1)
     """
 
-    def __init__(self, max_entries: int = 4096) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be positive, got {max_entries}")
-        self.max_entries = max_entries
-        self._scores: OrderedDict[str, int] = OrderedDict()
+    label = "importance memo"
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        super().__init__(max_entries)
         self.hits = 0
-
-    def __len__(self) -> int:
-        return len(self._scores)
-
-    def __contains__(self, text: object) -> bool:
-        return text in self._scores
 
     def get(self, text: str) -> int | None:
         """The remembered score (counted as a hit), or None."""
-        score = self._scores.get(text)
+        score = super().get(text)
         if score is not None:
-            self._scores.move_to_end(text)
             self.hits += 1
         return score
 
-    def put(self, text: str, score: int) -> None:
-        _check_score(score, f"memo score of {text!r}")
-        self._scores[text] = score
-        self._scores.move_to_end(text)
-        while len(self._scores) > self.max_entries:
-            self._scores.popitem(last=False)
-
     def get_state(self) -> dict[str, Any]:
-        """JSON-serialisable state (entries oldest first)."""
-        return {
-            "max_entries": self.max_entries,
-            "hits": self.hits,
-            "entries": [[text, score] for text, score in self._scores.items()],
-        }
+        return {**super().get_state(), "hits": self.hits}
 
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> ImportanceMemo:
-        try:
-            memo = cls(max_entries=int(state["max_entries"]))
-            memo.hits = int(state.get("hits", 0))
-            for position, (text, score) in enumerate(state["entries"]):
-                if not isinstance(text, str):
-                    raise ValueError(f"entry {position} has a non-text key {text!r}")
-                memo.put(text, int(score))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"importance memo state is malformed: {error}") from error
-        return memo
+    def _checked(self, text: str, value: int) -> int:
+        _check_score(value, f"memo score of {text!r}")
+        return value
+
+    def _stored(self, value: Any) -> int:
+        return int(value)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self.hits = int(state.get("hits", 0))
 
 
 # --- rating ---------------------------------------------------------------------------------
