@@ -4,7 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 if [ ! -x /usr/bin/chromium ] && [ "${SOCIETAS_SKIP_BROWSER:-0}" != "1" ]; then
-  bash scripts/install-browser.sh || echo "chromium unavailable: browser tests will be skipped" >&2
+  if ! bash scripts/install-browser.sh; then
+    echo "error: chromium could not be installed, so the viewer's browser tests cannot run;" >&2
+    echo "set SOCIETAS_SKIP_BROWSER=1 to run the other checks without them" >&2
+    exit 1
+  fi
 fi
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/ruff check src tests benchmarks

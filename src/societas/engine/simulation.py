@@ -49,6 +49,7 @@ from societas.llm.types import LanguageModel, LLMError, LLMOutputError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.memory.stream import MemoryStream
+from societas.prompts import prompt_versions
 from societas.world.scenario import Scenario
 from societas.world.state import World
 
@@ -1080,6 +1081,7 @@ def run_meta(
             for spec in scenario.agent_specs()
         ],
         "map": world.map_export(),
+        "prompts": prompt_versions(),
         "status": "running",
         **extra,
     }
