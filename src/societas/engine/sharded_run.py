@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 from societas.concurrency import all_or_first_error
 from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
-from societas.engine.heap import fewer_collections
+from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.runstore import RunStore
 from societas.engine.sharding import (
     AgentExchange,

@@ -38,7 +38,7 @@ from societas.engine.budget import BudgetExhausted, BudgetGuard, chat_cost
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
 from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, order_key
-from societas.engine.heap import fewer_collections
+from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, encode_event

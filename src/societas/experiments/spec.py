@@ -47,7 +47,7 @@ from pydantic import (
 )
 
 from societas.world.errors import FieldPath, Issue, ScenarioError, did_you_mean, format_path
-from societas.world.scenario import _read_yaml
+from societas.world.yaml_reader import read_yaml
 
 OFFSET = re.compile(r"^\+(\d{1,3}):([0-5]\d)$")
 OUTCOME_TYPES = ("likert", "choice", "numeric", "open")
@@ -596,7 +596,7 @@ def experiment_from_text(
 ) -> ExperimentSpec:
     """Parse and validate an experiment; every problem is an :class:`ExperimentError`."""
     try:
-        data, reader = _read_yaml(text, source)
+        data, reader = read_yaml(text, source)
     except ScenarioError as error:
         raise ExperimentError(error.issues, source) from None
     if not isinstance(data, dict):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from societas.engine.heap import SIMULATION_THRESHOLDS, fewer_collections
+from societas.engine.gc_thresholds import SIMULATION_THRESHOLDS, fewer_collections
 
 
 @pytest.fixture(autouse=True)
