@@ -109,14 +109,17 @@ def list_prompts(package: str) -> list[str]:
 
 # --- versions and the lock ---------------------------------------------------------------------
 
-#: Packages that ship templates in a ``prompts/`` folder.
-PROMPT_PACKAGES = (
-    "societas.agents.cognition",
-    "societas.evaluation",
-    "societas.experiments",
-    "societas.population",
-)
 LOCK_FILE = Path(__file__).with_name("prompt_versions.lock.json")
+
+
+def prompt_packages() -> list[str]:
+    """Every societas package that ships templates in a ``prompts/`` folder."""
+    root = Path(__file__).parent
+    return sorted(
+        ".".join(("societas", *folder.parent.relative_to(root).parts))
+        for folder in root.rglob("prompts")
+        if folder.is_dir() and (folder.parent / "__init__.py").exists()
+    )
 
 
 def template_key(package: str, name: str) -> str:
@@ -132,10 +135,10 @@ def template_hash(template: PromptTemplate) -> str:
 
 
 def shipped_templates() -> dict[str, PromptTemplate]:
-    """Every template shipped in :data:`PROMPT_PACKAGES`, by :func:`template_key`."""
+    """Every template shipped in :func:`prompt_packages`, by :func:`template_key`."""
     return {
         template_key(package, name): load_prompt(package, name)
-        for package in PROMPT_PACKAGES
+        for package in prompt_packages()
         for name in list_prompts(package)
     }
 
