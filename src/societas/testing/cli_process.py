@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 PRELOADED = ("societas.cli.app",)
@@ -44,16 +45,24 @@ class CliProcesses:
 
         ``env`` is added to the child's environment; stdout and stderr go to ``log`` (appended).
         """
-        process = self._context.Process(
-            target=_child, args=(list(args), dict(env or {}), str(log)), daemon=True
-        )
-        process.start()
+        process = self.start(args, log=log, env=env)
         process.join(timeout_s)
         if process.exitcode is None:
             process.kill()
             process.join()
             raise TimeoutError(f"societas {' '.join(args)} ran past {timeout_s:g} s; see {log}")
         return int(process.exitcode)
+
+    def start(
+        self, args: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None
+    ) -> BaseProcess:
+        """Start the command and return at once: the caller may ``kill()`` it at any moment
+        (SIGKILL), ``join()`` it and read its ``exitcode``."""
+        process = self._context.Process(
+            target=_child, args=(list(args), dict(env or {}), str(log)), daemon=True
+        )
+        process.start()
+        return process
 
 
 def _child(args: list[str], env: dict[str, str], log: str) -> None:
