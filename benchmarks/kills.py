@@ -37,6 +37,18 @@ from societas.testing.random_kills import (
     summarise,
 )
 
+SHARDS = ("--ray", "local", "--world-shards", "2")
+
+
+def sharded(home: Path) -> Workload:
+    """duo over 2 world shards on a local Ray (each process starts Ray: slow, so few kills)."""
+    return Workload(
+        "duo-2-world-shards",
+        ("duo", "--model", "fake:kills", "--hours", "6", "--seed", "3", "--no-interviews", *SHARDS),
+        resume_args=("--no-interviews", *SHARDS),
+        env={"SOCIETAS_HOME": str(home)},
+    )
+
 
 def workloads(home: Path, smollm2: bool) -> list[Workload]:
     fake = {"SOCIETAS_HOME": str(home)}
@@ -71,6 +83,9 @@ def main() -> None:
     parser.add_argument(
         "--smollm2-share", type=float, default=0.1, help="share of kills on smollm2 (0: none)"
     )
+    parser.add_argument(
+        "--sharded-kills", type=int, default=0, help="extra kills of world-sharded runs on Ray"
+    )
     args = parser.parse_args()
     total = args.kills or kill_trials_from_env(40)
     root = args.out or Path(tempfile.mkdtemp(prefix="societas-kills-"))
@@ -81,12 +96,18 @@ def main() -> None:
     chosen = workloads(root / "home", args.smollm2_share > 0)
     shares = {w.name: args.smollm2_share if "smollm2" in w.name else 1.0 for w in chosen}
     fake_share = (1 - args.smollm2_share) / sum(1 for w in chosen if "smollm2" not in w.name)
+    wanted_of = {
+        w.name: max(1, round(total * (shares[w.name] if "smollm2" in w.name else fake_share)))
+        for w in chosen
+    }
+    if args.sharded_kills > 0:
+        chosen.append(sharded(root / "home"))
+        wanted_of[chosen[-1].name] = args.sharded_kills
     report: dict[str, Any] = {"kills_asked": total, "seed": args.seed, "workloads": {}}
     everything: list[TrialResult] = []
     started = time.perf_counter()
     for workload in chosen:
-        share = shares[workload.name] if "smollm2" in workload.name else fake_share
-        wanted = max(1, round(total * share))
+        wanted = wanted_of[workload.name]
         folder = root / workload.name
         folder.mkdir()
         record_reference(cli, workload, folder / "warm-up")  # fills caches, imports

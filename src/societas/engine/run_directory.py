@@ -66,6 +66,12 @@ def restart_meta(run_dir: Path) -> tuple[SimulationConfig, dict[str, Any]]:
     stopped before its first checkpoint, to start it again exactly as it was started."""
     with RunStore.open(run_dir, readonly=True) as store:
         meta = store.meta()
+    if meta.get("forked_from"):
+        # A fork starts from another run's state, not from its scenario: that state is gone.
+        raise RunStoreError(
+            f"{run_dir} is a fork of {meta['forked_from']} that was stopped before its first "
+            "checkpoint; fork that run again"
+        )
     try:
         config = SimulationConfig.model_validate(meta.get("config") or {})
     except ValueError as exc:

@@ -246,6 +246,7 @@ class RunStore:
             writer.release()
             raise
         store._writer = writer
+        kill_point("created", 0)  # a crash point for reliability tests (unset: no-op)
         return store
 
     @classmethod

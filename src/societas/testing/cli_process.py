@@ -16,8 +16,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -65,7 +67,17 @@ class CliProcesses:
         return process
 
 
+def kill_group(process: BaseProcess) -> None:
+    """SIGKILL a started command and every process it started (Ray's, say), at once: the
+    command leads a process group of its own, so nothing it started is left running."""
+    if process.pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):  # it had ended, and all it started with it
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _child(args: list[str], env: dict[str, str], log: str) -> None:
+    os.setpgid(0, 0)  # a group of its own, for kill_group
     os.environ.update(env)
     output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(output, 1)

@@ -41,7 +41,7 @@ from typing import Any
 
 from societas.engine.run_directory import SUMMARY_FILE
 from societas.engine.runstore import DB_NAME, RunStore
-from societas.testing.cli_process import CliProcesses
+from societas.testing.cli_process import CliProcesses, kill_group
 
 PHASES = ("start-up", "resume start-up", "mid-run", "last step", "final bookkeeping")
 # Metadata that measures this process's cost rather than the run: wall seconds, and what the
@@ -258,7 +258,7 @@ def run_trial(
             phase = phase_of(store_state(run_dir), before, reference)
             result.kills.append(Kill(command[0], aimed, round(delay, 4), phase))
         elif process.exitcode is None:
-            process.kill()
+            kill_group(process)
             process.join()
             result.refusals.append(f"{command[0]} ran past {PROCESS_TIMEOUT_S:g} s")
             return result
@@ -407,7 +407,7 @@ def _kill_when(
         time.sleep(min(POLL_S, max(0.0, fire - time.perf_counter())))
     if not process.is_alive():
         return False
-    process.kill()
+    kill_group(process)
     return True
 
 
