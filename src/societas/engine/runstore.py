@@ -1002,13 +1002,17 @@ def _build_database(path: Path, meta_rows: Sequence[tuple[str, str]]) -> None:
     """A complete new run store at ``path`` (schema and metadata), closed and flushed.
 
     Built under a temporary name and renamed into place, so no reader or resume ever sees a
-    store without its schema. It uses a rollback journal until then: a WAL file cannot follow
-    its database through a rename.
+    store without its schema. It is born in WAL mode (closing the last connection folds the WAL
+    into the file and deletes it, so nothing is left to follow it through the rename): switching
+    modes later writes through a rollback journal, and a kill then leaves a hot journal that a
+    read-only opener cannot roll back.
     """
     _remove_database_files(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode = DELETE")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RunStoreError(f"{path} cannot use write-ahead logging (journal mode {mode})")
         conn.execute("BEGIN IMMEDIATE")
         for statement in _SCHEMA_STATEMENTS:
             conn.execute(statement)
@@ -1017,6 +1021,8 @@ def _build_database(path: Path, meta_rows: Sequence[tuple[str, str]]) -> None:
         conn.execute("COMMIT")
     finally:
         conn.close()
+    if Path(f"{path}-wal").exists():
+        raise RunStoreError(f"cannot create the run store: {path}-wal was not folded in on close")
 
 
 def _remove_database_files(db_path: Path) -> None:
