@@ -134,10 +134,10 @@ def test_experiments_killed_at_random_moments_end_with_the_uninterrupted_answers
 def test_smollm2_runs_killed_at_random_moments_resume_to_the_uninterrupted_run(
     cli: CliProcesses, tmp_path: Path
 ) -> None:
-    """On the real tiny model, with the news interviews at the end (the default): the first
-    uninterrupted run fills the response cache, the killed run replays the same answers."""
-    args = ("duo", "--model", "smollm2-135m", "--hours", "1", "--seed", "0")
-    workload = Workload("duo-smollm2", args, resume_args=(), env={"SOCIETAS_HOME": str(tmp_path)})
+    """On the real tiny model: the first uninterrupted run fills the response cache, the
+    killed run replays the same answers (benchmarks/kills.py also kills its news interviews)."""
+    args = ("duo", "--model", "smollm2-135m", "--hours", "0.5", "--seed", "0", "--no-interviews")
+    workload = Workload("duo-smollm2", args, env={"SOCIETAS_HOME": str(tmp_path)})
     record_reference(cli, workload, tmp_path / "first")
     reference = record_reference(cli, workload, tmp_path / "whole")
     result = run_trial(cli, workload, reference, tmp_path / "killed", random.Random(7), kills=2)
