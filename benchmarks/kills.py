@@ -10,6 +10,7 @@ Usage::
 
     SOCIETAS_KILL_TRIALS=200 .venv/bin/python benchmarks/kills.py --out /tmp/kills
     .venv/bin/python benchmarks/kills.py --kills 30 --smollm2-share 0.1
+    .venv/bin/python benchmarks/kills.py --sharded-kills 4 --experiment-kills 20
 
 ``SOCIETAS_KILL_TRIALS`` (or ``--kills``) is the number of kills in all; each trial kills one
 run 1 to 4 times. The smollm2 workload uses the shared response cache (its reference run
@@ -28,6 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from societas.testing.cli_process import CliProcesses
+from societas.testing.experiment_kills import (
+    ExperimentTrial,
+    record_experiment,
+    run_experiment_trial,
+    summarise_experiments,
+)
 from societas.testing.random_kills import (
     TrialResult,
     Workload,
@@ -75,6 +82,41 @@ def workloads(home: Path, smollm2: bool) -> list[Workload]:
     return found
 
 
+EXAMPLES = Path(__file__).parents[1] / "src" / "societas" / "experiments" / "examples"
+
+
+def experiments(cli: CliProcesses, root: Path, rng: random.Random, kills: int) -> dict[str, Any]:
+    """Kill experiments at random moments and run them again: their answers must be those
+    of an uninterrupted experiment, each unit measured once."""
+    found = {}
+    env = {"SOCIETAS_HOME": str(root / "home")}
+    for spec, wanted in (
+        ("vignette_framing.yaml", kills - kills // 2),
+        ("mask_policy_town.yaml", kills // 2),
+    ):
+        folder = root / spec.removesuffix(".yaml")
+        folder.mkdir()
+        args = [str(EXAMPLES / spec), "--model", "fake:kills", "--n", "6"]
+        reference = record_experiment(cli, args, folder / "whole", env)
+        results: list[ExperimentTrial] = []
+        while sum(len(r.phases) for r in results) < wanted:
+            n = min(rng.randint(1, 3), wanted - sum(len(r.phases) for r in results))
+            results.append(
+                run_experiment_trial(
+                    cli,
+                    args,
+                    reference,
+                    folder / f"trial{len(results)}",
+                    rng,
+                    kills=n,
+                    trial=len(results),
+                    env=env,
+                )
+            )
+        found[spec] = summarise_experiments(results)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=None, help="kills in all (default 40)")
@@ -85,6 +127,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--sharded-kills", type=int, default=0, help="extra kills of world-sharded runs on Ray"
+    )
+    parser.add_argument(
+        "--experiment-kills",
+        type=int,
+        default=0,
+        help="extra kills of experiments (half a between design, half a world design)",
     )
     args = parser.parse_args()
     total = args.kills or kill_trials_from_env(40)
@@ -130,6 +178,8 @@ def main() -> None:
         report["workloads"][workload.name] = summarise(results)
         everything.extend(results)
     report["overall"] = summarise(everything)
+    if args.experiment_kills > 0:
+        report["experiments"] = experiments(cli, root, rng, args.experiment_kills)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     report["runs_in"] = str(root)
     print(json.dumps(report, indent=2))
