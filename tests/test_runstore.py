@@ -168,7 +168,7 @@ def test_commit_step_rejects_bad_input_and_writes_nothing(tmp_path: Path) -> Non
             store.commit_step(4, at(4), [event(4, "teleport")])
         with pytest.raises(ValueError, match="not plain JSON"):
             store.commit_step(4, at(4), [event(4)], {"when": at(4)})
-        with pytest.raises(RunStoreError, match="before the last committed step 2"):
+        with pytest.raises(RunStoreError, match="already holds steps up to 2"):
             store.commit_step(1, at(1), [event(1)])
         assert store.count_events() == 1
         assert store.last_step() == 2

@@ -32,10 +32,13 @@ from societas.distributed.pool import SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
 from societas.distributed.world import ray_world_shards
+from societas.durable import write_atomic
 from societas.engine.awareness import ask_awareness
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary, summarise_run
+from societas.engine.resume import resume_simulation
+from societas.engine.run_directory import SCENARIO_COPY, SUMMARY_FILE, check_resumable
 from societas.engine.runstore import RunStore, RunStoreError
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
@@ -47,8 +50,6 @@ from societas.world.errors import ScenarioError, WorldError
 from societas.world.scenario import Scenario, load_scenario, scenario_from_text
 
 console = Console()
-SCENARIO_COPY = "scenario.yaml"
-SUMMARY_FILE = "summary.json"
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Model: a catalog name, gguf:PATH or openai:NAME.")
@@ -148,10 +149,10 @@ async def _run(
     async with _open_model(model, base_url, endpoints, placement) as llm:
         started = time.perf_counter()
         guard = BudgetGuard(budget or Budget(), llm.meter)
-        meta = {"model": model, "budget": guard.budget.to_meta()}
+        # The end goes in with the rest, so a run killed while starting can start again.
+        until = scenario.start_time + timedelta(hours=hours)
+        meta = {"model": model, "budget": guard.budget.to_meta(), "until": until.isoformat()}
         sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
-        (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
-        until = sim.now + timedelta(hours=hours)
         answers, stopped = await _drive(
             sim, until, started, guard, finish=_interviews(sim, llm) if interviews else None
         )
@@ -199,10 +200,10 @@ async def _run_sharded(
             if resume:
                 run = await ShardedRun.resume(out_dir, scenario, shards)
             else:
-                run = await ShardedRun.start(
-                    scenario, out_dir, shards, config, meta={"model": options.model}
-                )
-                (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
+                meta: dict[str, Any] = {"model": options.model}
+                if hours is not None:
+                    meta["until"] = (scenario.start_time + timedelta(hours=hours)).isoformat()
+                run = await ShardedRun.start(scenario, out_dir, shards, config, meta=meta)
             store = run.store
             assert store is not None
             until = _until(run.now, hours, store.get_meta("until"))
@@ -431,7 +432,7 @@ async def _resume(
     async with _open_model(model, base_url, endpoints, placement) as llm:
         started = time.perf_counter()
         guard = BudgetGuard(budget, llm.meter, spent_before=spent)
-        sim = Simulation.resume(run_dir, llm, scenario, meter=llm.meter)
+        sim = await resume_simulation(run_dir, llm, scenario, meter=llm.meter)
         if sim.store is not None:
             sim.store.set_meta("budget", budget.to_meta())
         until = _until(sim.now, hours, target)
@@ -512,8 +513,10 @@ def _load_or_exit(scenario: str) -> Scenario:
 
 def _scenario_of(run_dir: Path) -> Scenario:
     path = run_dir / SCENARIO_COPY
-    if not path.is_file():
-        _fail(f"{run_dir} is not a run directory: it has no {SCENARIO_COPY}")
+    try:
+        check_resumable(run_dir)
+    except RunStoreError as error:
+        _fail(str(error))
     try:
         return scenario_from_text(path.read_text(encoding="utf-8"), source=str(path))
     except (ScenarioError, WorldError) as error:
@@ -548,7 +551,7 @@ def _summarise(
 ) -> RunSummary:
     with RunStore.open(run_dir, readonly=True) as store:
         summary = summarise_run(store, scenario.measurement_info(), interviews=interviews)
-    (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    write_atomic(run_dir / SUMMARY_FILE, summary.model_dump_json(indent=2))
     return summary
 
 

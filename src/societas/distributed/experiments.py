@@ -133,18 +133,18 @@ async def run_experiment_on_ray(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, spec)
-    job = _Job(spec, pool, ResponseLog(out / "responses.jsonl"), progress)
-    if isinstance(spec.design, WorldDesign):
-        await _world(job, out, n)
-    else:
-        rng = np.random.default_rng(spec.seed)
-        population = await _population(spec, pool.source, rng, n)
-        if personas is not None:
-            population = personas(population)
-        write_json(out / "population.json", population_record(population))
-        await _survey(job, population, rng)
-    return write_results(spec, out, job.log, job.meter.snapshot().model_dump(mode="json"))
+    with claim_folder(out, spec):  # one process writes the folder at a time
+        job = _Job(spec, pool, ResponseLog(out / "responses.jsonl"), progress)
+        if isinstance(spec.design, WorldDesign):
+            await _world(job, out, n)
+        else:
+            rng = np.random.default_rng(spec.seed)
+            population = await _population(spec, pool.source, rng, n)
+            if personas is not None:
+                population = personas(population)
+            write_json(out / "population.json", population_record(population))
+            await _survey(job, population, rng)
+        return write_results(spec, out, job.log, job.meter.snapshot().model_dump(mode="json"))
 
 
 @dataclass

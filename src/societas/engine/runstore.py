@@ -17,6 +17,9 @@ A run directory holds ``run.sqlite`` with this schema (the viewer reads it direc
 The file is in WAL mode, so viewers read while the engine writes. Each step's events and its
 checkpoint are committed in one transaction: a run killed at any moment keeps every committed step
 whole, and :meth:`RunStore.truncate_after` rewinds the log to a checkpoint for an exact resume.
+A new store appears whole (schema and metadata are written under another name, then renamed),
+after the files that go with it (``companions``, e.g. the scenario). One process writes a store
+at a time: a writer holds the folder's :class:`~societas.durable.WriterLock`.
 
 Examples
 --------
@@ -49,6 +52,12 @@ from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ValidationError
 
+from societas.durable import (
+    FolderBusyError,
+    WriterLock,
+    replace_atomic,
+    write_atomic,
+)
 from societas.engine.events import EVENT_KINDS, Event
 from societas.engine.segments import (
     Segment,
@@ -171,6 +180,7 @@ class RunStore:
         self._retention = retention
         self._lock = threading.RLock()
         self._has_segments = True
+        self._writer: WriterLock | None = None
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -182,12 +192,18 @@ class RunStore:
         *,
         overwrite: bool = False,
         retention: CheckpointRetention | None = None,
+        companions: Mapping[str, str] | None = None,
     ) -> RunStore:
         """Create the run store in ``directory`` (made if missing) with the given metadata.
 
         An existing run with events or checkpoints is refused unless ``overwrite`` is True; an
         existing empty one is replaced. Keys the store keeps itself (``last_step``,
         ``last_time``) are left out, so the metadata of another run can be copied for a fork.
+        ``companions`` maps file names to texts written into ``directory`` before the store
+        appears, so a folder that has a store has them too.
+
+        The store appears whole or not at all: a process killed while creating it leaves no
+        ``run.sqlite`` (or the empty one it replaced).
         """
         run_dir = Path(directory)
         meta_rows = _encode_meta({k: v for k, v in meta.items() if k not in RESERVED_META_KEYS})
@@ -198,30 +214,39 @@ class RunStore:
                 f"cannot create run directory {run_dir}: {exc.strerror or exc}; "
                 "choose a writable location"
             ) from exc
+        writer = _lock_for_writing(run_dir)
         db_path = run_dir / DB_NAME
-        if db_path.exists():
-            if not overwrite and not _is_empty_run(db_path):
+        try:
+            if db_path.exists() and not overwrite and not _is_empty_run(db_path):
                 raise RunStoreError(
                     f"{run_dir} already holds a run ({db_path} is not empty); resume it, choose "
                     "another directory, or overwrite it explicitly"
                 )
-            _remove_database_files(db_path)
-        store = cls(
-            _connect(db_path, readonly=False),
-            db_path,
-            readonly=False,
-            retention=retention or CheckpointRetention(),
-        )
-        try:
-            with store._write("create the run store"):
-                conn = store._connection()
-                for statement in _SCHEMA_STATEMENTS:
-                    conn.execute(statement)
-                conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta_rows)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            partial = db_path.with_name(DB_NAME + ".partial")
+            try:
+                for name, text in (companions or {}).items():
+                    write_atomic(run_dir / name, text)
+                _build_database(partial, meta_rows)
+                _remove_database_files(db_path)
+                replace_atomic(partial, db_path)
+            except OSError as exc:
+                raise RunStoreError(
+                    f"cannot create the run store in {run_dir}: {exc.strerror or exc}; "
+                    "check that the directory is writable and has free space"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise _translate_error(exc, partial, "create the run store") from exc
+            store = cls(
+                _connect(db_path, readonly=False),
+                db_path,
+                readonly=False,
+                retention=retention or CheckpointRetention(),
+            )
         except BaseException:
-            store.close()
+            writer.release()
             raise
+        store._writer = writer
+        kill_point("created", 0)  # a crash point for reliability tests (unset: no-op)
         return store
 
     @classmethod
@@ -229,10 +254,17 @@ class RunStore:
         """Open a run to go on from its last checkpoint: what was recorded after it is dropped,
         and the run is marked running again."""
         store = cls.open(directory)
-        checkpoint = store.latest_checkpoint()
+        try:
+            checkpoint = store.latest_checkpoint()
+        except BaseException:
+            store.close()
+            raise
         if checkpoint is None:
             store.close()
-            raise RunStoreError(f"{directory} has no checkpoint to resume from")
+            raise RunStoreError(
+                f"{directory} has no checkpoint yet: the run stopped while it was starting; "
+                "resume it with `societas resume`, which starts it again from the beginning"
+            )
         store.truncate_after(checkpoint.step)
         store.set_meta("status", "running")
         return store, checkpoint
@@ -256,6 +288,15 @@ class RunStore:
                 "pass the output directory of a run"
             )
         retention = retention or CheckpointRetention()
+        if not readonly:
+            writer = _lock_for_writing(run_dir)
+            try:
+                store = cls._open_checked(db_path, readonly, retention, immutable=False)
+            except BaseException:
+                writer.release()
+                raise
+            store._writer = writer
+            return store
         try:
             return cls._open_checked(db_path, readonly, retention, immutable=False)
         except RunStoreError as exc:
@@ -285,6 +326,9 @@ class RunStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
 
     def __enter__(self) -> Self:
         return self
@@ -360,9 +404,12 @@ class RunStore:
             conn = self._connection()
             last = self._read_meta(conn, LAST_STEP_KEY, None)
             if last is not None and step < last:
+                # Only a program error gets here (one writer at a time, and a resume rewinds
+                # the log to its checkpoint first); history is never written twice.
                 raise RunStoreError(
-                    f"step {step} comes before the last committed step {last} in {self._path}; "
-                    f"call truncate_after({step - 1}) first to rewrite history from there"
+                    f"cannot record step {step} in {self._path}: the run already holds steps "
+                    f"up to {last}, and its history is not rewritten in place; resume the run "
+                    "from its last checkpoint instead"
                 )
             conn.executemany(
                 "INSERT INTO events(step, time, kind, agent, data) VALUES (?, ?, ?, ?, ?)", rows
@@ -917,12 +964,19 @@ def _encode_meta(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _is_empty_run(db_path: Path) -> bool:
-    """True for a zero-byte file or a run store with no events and no checkpoints."""
+    """True for a zero-byte file, a database without a run schema (its creation was cut short
+    by an older version) or a run store with no events and no checkpoints."""
     if db_path.stat().st_size == 0:
         return True
     try:
         conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
         try:
+            tables = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if not tables:
+                return True
             row = conn.execute(
                 "SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM checkpoints)"
             ).fetchone()
@@ -933,8 +987,48 @@ def _is_empty_run(db_path: Path) -> bool:
     return int(row[0]) == 0
 
 
+def _lock_for_writing(run_dir: Path) -> WriterLock:
+    try:
+        return WriterLock(run_dir).acquire()
+    except FolderBusyError as exc:
+        raise RunStoreError(str(exc)) from exc
+    except OSError as exc:
+        raise RunStoreError(
+            f"cannot write {run_dir}: {exc.strerror or exc}; check that it is writable"
+        ) from exc
+
+
+def _build_database(path: Path, meta_rows: Sequence[tuple[str, str]]) -> None:
+    """A complete new run store at ``path`` (schema and metadata), closed and flushed.
+
+    Built under a temporary name and renamed into place, so no reader or resume ever sees a
+    store without its schema. It is born in WAL mode (closing the last connection folds the WAL
+    into the file and deletes it, so nothing is left to follow it through the rename): switching
+    modes later writes through a rollback journal, and a kill then leaves a hot journal that a
+    read-only opener cannot roll back.
+    """
+    _remove_database_files(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RunStoreError(f"{path} cannot use write-ahead logging (journal mode {mode})")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA_STATEMENTS:
+            conn.execute(statement)
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta_rows)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    if Path(f"{path}-wal").exists():
+        raise RunStoreError(f"cannot create the run store: {path}-wal was not folded in on close")
+
+
 def _remove_database_files(db_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    # The WAL goes first: a database left without its WAL is consistent (it lacks the last
+    # commits), whereas a stale WAL beside a new database would be replayed into it.
+    for suffix in ("-wal", "-shm", "-journal", ""):
         try:
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
         except OSError as exc:

@@ -28,6 +28,7 @@ from societas.concurrency import all_or_first_error
 from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
 from societas.engine.gc_thresholds import fewer_collections
+from societas.engine.run_directory import SCENARIO_COPY, has_checkpoint, restart_meta
 from societas.engine.runstore import RunStore
 from societas.engine.sharding import (
     AgentExchange,
@@ -196,7 +197,11 @@ class ShardedRun:
         if out_dir is not None:
             world = World.from_scenario(scenario)
             extra = {**(meta or {}), "shards": len(shards)}
-            store = RunStore.create(out_dir, run_meta(scenario, world, config, extra))
+            store = RunStore.create(
+                out_dir,
+                run_meta(scenario, world, config, extra),
+                companions={SCENARIO_COPY: scenario.source_text},
+            )
         run = cls(scenario, shards, store)
         await run._together(lambda shard: shard.start())
         return run
@@ -206,7 +211,11 @@ class ShardedRun:
         cls, run_dir: str | Path, scenario: Scenario, shards: Sequence[ShardHandle]
     ) -> ShardedRun:
         """Reopen a run at its last checkpoint (written by any number of shards, or by one
-        process) and hand every shard the state there."""
+        process) and hand every shard the state there; a run stopped before its first
+        checkpoint starts again from the beginning."""
+        if not has_checkpoint(Path(run_dir)):
+            config, meta = restart_meta(Path(run_dir))
+            return await cls.start(scenario, run_dir, shards, config, meta=meta)
         store, checkpoint = RunStore.reopen_at_checkpoint(run_dir)
         run = cls(scenario, shards, store)
         await run._together(lambda shard: shard.restore(checkpoint.state, checkpoint.step))

@@ -41,6 +41,7 @@ from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, o
 from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
+from societas.engine.run_directory import SCENARIO_COPY
 from societas.engine.runstore import RunStore, encode_event
 from societas.engine.sharding import LEAD, AgentExchange, Shipment
 from societas.llm.meter import CallRecord, Meter
@@ -193,7 +194,11 @@ class Simulation:
         }
         store = None
         if out_dir is not None:
-            store = RunStore.create(out_dir, run_meta(scenario, world, config, meta or {}))
+            store = RunStore.create(
+                out_dir,
+                run_meta(scenario, world, config, meta or {}),
+                companions={SCENARIO_COPY: scenario.source_text},
+            )
         sim = cls(scenario, world, agents, llm, store, config, meter=meter, exchange=exchange)
         now = world.clock.now
         # Without memory (an ablation) agents start from their persona alone.

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from societas.durable import write_atomic
 from societas.experiments.analysis import agent_means, target_comparison
 from societas.experiments.spec import ExperimentSpec, experiment_from_text
 
@@ -72,7 +73,7 @@ def write_report(out_dir: str | Path) -> Path:
         + "</body></html>"
     )
     path = out / "report.html"
-    path.write_text(page, "utf-8")
+    write_atomic(path, page)  # whole or absent, whenever the process is killed
     return path
 
 

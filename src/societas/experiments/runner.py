@@ -33,6 +33,15 @@ import pandas as pd
 
 from societas.agents.agent import Agent
 from societas.agents.persona import Persona
+from societas.durable import (
+    PARTIAL_SUFFIX,
+    FolderBusyError,
+    WriterLock,
+    append_line,
+    complete_lines,
+    replace_atomic,
+    write_atomic,
+)
 from societas.engine.config import SimulationConfig
 from societas.engine.simulation import Simulation
 from societas.experiments.analysis import analyze
@@ -90,7 +99,10 @@ class ExperimentResult:
 class ResponseLog:
     """``responses.jsonl``: one line per finished unit; reopening it skips finished units.
 
-    A line cut short by a killed run is ignored (that unit is measured again).
+    Each line is appended in one write and flushed to disk before the unit counts as done. A
+    line cut short by a killed run is ignored (that unit is measured again) and dropped from
+    the file, which is replaced whole (never rewritten in place: a kill meanwhile would lose
+    the finished units). A unit found twice keeps its first answers.
     """
 
     def __init__(self, path: Path) -> None:
@@ -98,24 +110,30 @@ class ResponseLog:
         self.units: dict[str, list[dict[str, Any]]] = {}
         if not path.exists():
             return
+        lines, cut = complete_lines(path.read_text("utf-8"))
         kept = []
-        for line in path.read_text("utf-8").splitlines():
+        for line in lines:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
+                cut = True
                 continue
-            self.units[str(entry["unit"])] = list(entry["rows"])
+            unit = str(entry["unit"])
+            if unit in self.units:
+                cut = True
+                continue
+            self.units[unit] = list(entry["rows"])
             kept.append(line)
-        # Rewrite without the cut line, so the next append starts on a line of its own.
-        path.write_text("".join(f"{line}\n" for line in kept), "utf-8")
+        if cut:
+            # Without the cut line, so the next append starts on a line of its own.
+            write_atomic(path, "".join(f"{line}\n" for line in kept))
 
     def done(self, unit: str) -> bool:
         return unit in self.units
 
     def append(self, unit: str, rows: list[dict[str, Any]]) -> None:
         self.units[unit] = rows
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"unit": unit, "rows": rows}) + "\n")
+        append_line(self.path, json.dumps({"unit": unit, "rows": rows}))
         kill_point("unit")  # a crash point for reliability tests (unset: no-op)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -160,32 +178,42 @@ async def run_experiment(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, spec)
-    log = ResponseLog(out / "responses.jsonl")
-    rng = np.random.default_rng(spec.seed)
-    if isinstance(spec.design, WorldDesign):
-        await run_world(spec, llm, log, out, n, progress)
-    else:
-        population = await build_population(spec, llm, rng, n)
-        if personas is not None:
-            population = personas(population)
-        write_json(out / "population.json", population_record(population))
-        run = _Run(spec, llm, log, len(population), progress)
-        await run_population(run, population, rng)
-    return finish(spec, llm, out, log)
+    with claim_folder(out, spec):
+        log = ResponseLog(out / "responses.jsonl")
+        rng = np.random.default_rng(spec.seed)
+        if isinstance(spec.design, WorldDesign):
+            await run_world(spec, llm, log, out, n, progress)
+        else:
+            population = await build_population(spec, llm, rng, n)
+            if personas is not None:
+                population = personas(population)
+            write_json(out / "population.json", population_record(population))
+            run = _Run(spec, llm, log, len(population), progress)
+            await run_population(run, population, rng)
+        return finish(spec, llm, out, log)
 
 
-def claim_folder(out: Path, spec: ExperimentSpec) -> None:
-    """Write ``experiment.yaml``; refuse a folder that holds another experiment's answers."""
-    copy = out / "experiment.yaml"
-    text = spec.source_text or json.dumps(spec.model_dump(mode="json"), indent=2)
-    if copy.exists() and (out / "responses.jsonl").exists():
-        if copy.read_text("utf-8") != text:
-            raise ExperimentRunError(
-                f"{out} holds responses of a different experiment; use another --out folder"
-            )
-        return
-    copy.write_text(text, "utf-8")
+def claim_folder(out: Path, spec: ExperimentSpec) -> WriterLock:
+    """Write ``experiment.yaml``; refuse a folder that holds another experiment's answers, or
+    that another process is still writing. Returns the folder's lock, held until released."""
+    try:
+        lock = WriterLock(out).acquire()
+    except FolderBusyError as error:
+        raise ExperimentRunError(str(error)) from None
+    try:
+        copy = out / "experiment.yaml"
+        text = spec.source_text or json.dumps(spec.model_dump(mode="json"), indent=2)
+        if copy.exists() and (out / "responses.jsonl").exists():
+            if copy.read_text("utf-8") != text:
+                raise ExperimentRunError(
+                    f"{out} holds responses of a different experiment; use another --out folder"
+                )
+            return lock
+        write_atomic(copy, text)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 # --- populations --------------------------------------------------------------------------------
@@ -488,9 +516,12 @@ def write_results(
     """The response tables, the analysis, ``usage.json`` and the report, from the log."""
     notes = []
     responses = responses_frame(log.rows())
-    responses.to_csv(out / "responses.csv", index=False)
+    # Each table is written beside its name and renamed: a kill leaves it whole or absent.
+    _write_table(out / "responses.csv", lambda path: responses.to_csv(path, index=False))
     if importlib.util.find_spec("pyarrow") is not None:
-        responses.to_parquet(out / "responses.parquet", index=False)
+        _write_table(
+            out / "responses.parquet", lambda path: responses.to_parquet(path, index=False)
+        )
     else:
         notes.append("pyarrow is not installed: responses saved as CSV only")
     answered = responses.dropna(subset=["value"])
@@ -501,7 +532,7 @@ def write_results(
         )
         usage = {**usage, "missing_answers": missing}
     analysis = analyze(answered, spec, np.random.default_rng(spec.seed))
-    analysis.to_csv(out / "analysis.csv", index=False)
+    _write_table(out / "analysis.csv", lambda path: analysis.to_csv(path, index=False))
     write_json(out / "usage.json", usage)
     write_report(out)
     return ExperimentResult(spec, out, responses, analysis, usage, notes)
@@ -527,4 +558,10 @@ def usage_of(llm: LanguageModel) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str), "utf-8")
+    write_atomic(path, json.dumps(data, indent=2, default=str))
+
+
+def _write_table(path: Path, write: Callable[[Path], object]) -> None:
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    write(partial)
+    replace_atomic(partial, path)

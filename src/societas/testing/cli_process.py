@@ -16,9 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping, Sequence
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 PRELOADED = ("societas.cli.app",)
@@ -44,10 +47,7 @@ class CliProcesses:
 
         ``env`` is added to the child's environment; stdout and stderr go to ``log`` (appended).
         """
-        process = self._context.Process(
-            target=_child, args=(list(args), dict(env or {}), str(log)), daemon=True
-        )
-        process.start()
+        process = self.start(args, log=log, env=env)
         process.join(timeout_s)
         if process.exitcode is None:
             process.kill()
@@ -55,8 +55,29 @@ class CliProcesses:
             raise TimeoutError(f"societas {' '.join(args)} ran past {timeout_s:g} s; see {log}")
         return int(process.exitcode)
 
+    def start(
+        self, args: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None
+    ) -> BaseProcess:
+        """Start the command and return at once: the caller may ``kill()`` it at any moment
+        (SIGKILL), ``join()`` it and read its ``exitcode``."""
+        process = self._context.Process(
+            target=_child, args=(list(args), dict(env or {}), str(log)), daemon=True
+        )
+        process.start()
+        return process
+
+
+def kill_group(process: BaseProcess) -> None:
+    """SIGKILL a started command and every process it started (Ray's, say), at once: the
+    command leads a process group of its own, so nothing it started is left running."""
+    if process.pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):  # it had ended, and all it started with it
+        os.killpg(process.pid, signal.SIGKILL)
+
 
 def _child(args: list[str], env: dict[str, str], log: str) -> None:
+    os.setpgid(0, 0)  # a group of its own, for kill_group
     os.environ.update(env)
     output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(output, 1)

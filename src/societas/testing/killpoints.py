@@ -8,7 +8,8 @@ returns at once. The variable holds ``POINT:N``:
 - ``commit:N``: after the run store commits a step >= N;
 - ``in-commit:N``: inside the transaction of a step >= N, before it commits;
 - ``in-checkpoint:N``: inside the transaction of a step >= N that writes a checkpoint;
-- ``unit:N``: after this process saved its N-th experiment unit.
+- ``unit:N``: after this process saved its N-th experiment unit;
+- ``created:N``: after a run store is created (before its first commit), N ignored.
 
 Examples
 --------
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 KILL_VARIABLE = "SOCIETAS_KILL_AT"
-KillPointName = Literal["commit", "in-commit", "in-checkpoint", "unit"]
+KillPointName = Literal["commit", "in-commit", "in-checkpoint", "unit", "created"]
 _NAMES: tuple[str, ...] = get_args(KillPointName)
 
 # Counted points ("unit") count calls in this process.
