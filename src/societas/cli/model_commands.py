@@ -203,7 +203,7 @@ def _cost_line(llm: LLM) -> str:
     total = llm.meter.snapshot().total
     return (
         f"model {llm.model_id}: {total.calls} call(s), {total.prompt_tokens} prompt tokens "
-        f"({total.cached_prompt_tokens} reused) + {total.completion_tokens} answer tokens, "
+        f"({total.reused_prompt_tokens} reused) + {total.completion_tokens} answer tokens, "
         f"{total.cache_hits} cache hit(s), {total.wall_s:.2f} s in the model"
     )
 

@@ -43,6 +43,7 @@ from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
 from societas.engine.runstore import RunStore, encode_event
 from societas.engine.sharding import LEAD, AgentExchange, Shipment
+from societas.llm.affinity import affinity_scope
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError, LLMOutputError
@@ -901,7 +902,8 @@ class Simulation:
     async def _with_agent(self, name: str, work: Awaitable[T]) -> T:
         token = _acting_agent.set(name)
         try:
-            return await work
+            with affinity_scope(name):  # the agent's calls share a server slot and its prefix
+                return await work
         finally:
             _acting_agent.reset(token)
 

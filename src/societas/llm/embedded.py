@@ -11,6 +11,13 @@ objects get ``additionalProperties: false`` unless they say otherwise (so the mo
 extra keys) and JSON is emitted compactly (``", "``/``": "`` separators, no newlines), which
 saves a third or more of the answer's tokens on small models.
 
+Calls made under an affinity key (``societas.llm.affinity``: an agent, an experiment arm) go to
+that key's home slot (``id_slot``), balanced over the slots, so the next call of the same agent
+finds its persona and instructions still in the slot's cache instead of whichever slot happened to
+be free; ``slot_affinity=False`` leaves every choice to llama.cpp (the idle slot whose cached
+prompt is most similar). A busy home slot makes the call wait for it: on a CPU, reading a prompt
+again costs more than waiting for a neighbour's answer.
+
 Each request is streamed inside a worker thread; when the caller is cancelled or times out, the
 stream is stopped at the next token, freeing the slot at once.
 
@@ -49,6 +56,7 @@ from typing import Any, Literal
 
 import xllamacpp
 
+from societas.llm.affinity import AffinityRouter, current_affinity
 from societas.llm.catalog import ModelEntry
 from societas.llm.types import (
     BackendTransientError,
@@ -106,6 +114,7 @@ class EmbeddedBackend:
     assembling and verifying weights happens on first use, not at construction. ``ctx_per_slot``
     is the context (prompt plus answer) of each of the ``parallel`` slots. ``threads`` defaults
     to :func:`default_threads`. The chat template comes from the GGUF metadata.
+    ``slot_affinity`` sends the calls of one affinity key to one slot (:attr:`slots` says which).
     """
 
     supports_json_schema: bool = True
@@ -120,6 +129,7 @@ class EmbeddedBackend:
         threads: int | None = None,
         cache_ram_mib: int = 1024,
         request_timeout_s: float = 600.0,
+        slot_affinity: bool = True,
     ) -> None:
         if parallel < 1 or ctx_per_slot < 256:
             raise LLMConfigError(
@@ -132,6 +142,8 @@ class EmbeddedBackend:
         self.threads = threads or default_threads()
         self.cache_ram_mib = cache_ram_mib
         self.request_timeout_s = request_timeout_s
+        self.slot_affinity = slot_affinity
+        self.slots = AffinityRouter(parallel)
         self._weights = weights
         self._api_key = secrets.token_urlsafe(32)
         self._server: Any = None
@@ -274,7 +286,15 @@ class EmbeddedBackend:
         params.verbosity = 0
         return params
 
+    def _routed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The request pinned to its affinity key's home slot, when it has a key."""
+        key = current_affinity()
+        if not self.slot_affinity or key is None:
+            return body
+        return {**body, "id_slot": self.slots.place_of(key)}
+
     async def _request(self, kind: RequestKind, body: dict[str, Any]) -> Completion:
+        body = self._routed(body)
         await self.start()
         executor = self._executor
         if executor is None:
