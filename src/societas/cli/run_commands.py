@@ -32,7 +32,7 @@ from societas.distributed.pool import SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
 from societas.distributed.world import ray_world_shards
-from societas.engine.awareness import ask_awareness
+from societas.engine.awareness import ask_awareness, interview_count
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary, summarise_run
@@ -149,7 +149,10 @@ async def _run(
         started = time.perf_counter()
         guard = BudgetGuard(budget or Budget(), llm.meter)
         meta = {"model": model, "budget": guard.budget.to_meta()}
-        sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
+        with _progress() as progress:
+            # Loading the model and rating every agent's first memories take a while.
+            progress.add_task("starting", total=None, info=f"{len(scenario.agents)} agents")
+            sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
         (out_dir / SCENARIO_COPY).write_text(scenario.source_text, encoding="utf-8")
         until = sim.now + timedelta(hours=hours)
         answers, stopped = await _drive(
@@ -210,7 +213,6 @@ async def _run_sharded(
             _, stopped = await _drive(run, until, started, guard)
     answers = None
     if stopped is None and interviews and any(news.question for news in scenario.news):
-        console.print("Asking every agent what news it has heard...")
         with RunStore.open(out_dir, readonly=True) as reader:
             checkpoint = reader.latest_checkpoint()
         assert checkpoint is not None
@@ -218,7 +220,7 @@ async def _run_sharded(
         async with open_llm(
             options.model, base_url=options.base_url, endpoints=options.endpoints
         ) as llm:
-            answers = await ask_awareness(scenario, agents, llm, checkpoint.time)
+            answers = await _ask_with_progress(scenario, agents, llm, checkpoint.time)
     return _summarise(out_dir, scenario, answers), stopped
 
 
@@ -336,10 +338,21 @@ def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | N
     async def ask() -> Answers | None:
         if not any(news.question for news in sim.scenario.news):
             return None
-        console.print("Asking every agent what news it has heard...")
-        return await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+        return await _ask_with_progress(sim.scenario, sim.agents, llm, sim.now)
 
     return ask
+
+
+async def _ask_with_progress(
+    scenario: Scenario, agents: dict[str, Agent], llm: LLM, now: datetime
+) -> Answers:
+    """The news interviews (:func:`ask_awareness`) behind a progress bar counting questions."""
+    with _progress() as progress:
+        total = interview_count(scenario, len(agents))
+        task = progress.add_task("interviews", total=total, info="what news has each heard?")
+        return await ask_awareness(
+            scenario, agents, llm, now, on_answer=lambda: progress.advance(task)
+        )
 
 
 def resume(
