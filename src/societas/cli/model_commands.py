@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
+from rich.text import Text
 
 from societas.cli.output import (
     JsonOption,
@@ -97,16 +98,17 @@ def _models_table(statuses: dict[str, WeightsStatus], checks: dict[str, CheckRes
     names = [_marked(name) for name in statuses]
     sizes = [_size(CATALOG[name]) for name in statuses]
     licences = [CATALOG[name].license_id for name in statuses]
-    table = Table(
+    columns = [
         whole_column("model", names),
         prose_column("installed", min_width=9, max_width=12),
         whole_column("size", sizes, justify="right"),
         whole_column("licence", licences),
         prose_column("description"),
-        title="Embedded models",
-    )
-    if checks:
-        table.add_column("check (incl. load)", no_wrap=True)
+    ]
+    if checks:  # the time includes loading the model
+        texts = [Text.from_markup(_check_text(checks.get(name))).plain for name in statuses]
+        columns.append(whole_column("check", texts))
+    table = Table(*columns, title="Embedded models")
     for name, status in statuses.items():
         entry = CATALOG[name]
         row = [
@@ -116,9 +118,8 @@ def _models_table(statuses: dict[str, WeightsStatus], checks: dict[str, CheckRes
             entry.license_id,
             entry.description,
         ]
-        if checks:
-            result = checks.get(name)
-            row.append("-" if result is None else result.cell())
+        if checks:  # the time includes loading the model
+            row.append(_check_text(checks.get(name)))
         table.add_row(*row)
     return table
 
@@ -153,6 +154,10 @@ def _models_json(
             }
         )
     return {"models": rows, "also_accepted": ["gguf:PATH", "openai:NAME"]}
+
+
+def _check_text(result: CheckResult | None) -> str:
+    return "-" if result is None else result.cell()
 
 
 def _marked(name: str) -> str:

@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Column, Table
+from rich.text import Text
 
 __all__ = [
     "JsonOption",
@@ -84,9 +84,7 @@ def json_mode(console: Console, enabled: bool) -> Iterator[None]:
 def print_table(console: Console, table: Table) -> None:
     """Print ``table``, or, where the console is too narrow for its whole columns, each row as
     ``header: value`` lines (so no name, id or number is ever cut)."""
-    unbounded = console.options.update(max_width=10_000)  # a measure clamps to max_width
-    needed = Measurement.get(console, unbounded, table).minimum
-    if needed <= console.width:
+    if _fits(console, table):
         console.print(table)
         return
     if table.title:
@@ -96,8 +94,31 @@ def print_table(console: Console, table: Table) -> None:
     for row in range(table.row_count):
         for index, header in enumerate(headers):
             lead = "- " if index == 0 else "  "
-            console.print(f"{lead}{header}: ", end="", highlight=False)
-            console.print(cells[index][row], highlight=False)
+            cell = cells[index][row]
+            value = cell if isinstance(cell, Text) else Text.from_markup(str(cell))  # as the table
+            line = Text.assemble(lead, header, ": ", value)
+            if line.cell_len > console.width:  # the value on a line of its own, kept whole
+                line = Text.assemble(lead, header, ":\n    ", value)
+            console.print(line, highlight=False)
+
+
+def _fits(console: Console, table: Table) -> bool:
+    """Whether ``table`` at the console's width shows every cell of its whole columns whole."""
+    trial = Console(file=io.StringIO(), width=console.width, color_system=None, emoji=False)
+    with trial.capture() as captured:
+        trial.print(table)
+    rendered = captured.get()
+    if "…" in rendered and not any("…" in str(c) for col in table.columns for c in col.cells):
+        return False  # rich cut something
+    lines = rendered.splitlines()
+    for column in table.columns:
+        if not column.no_wrap:
+            continue
+        for cell in column.cells:
+            plain = cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+            if not any(plain in line for line in lines):
+                return False
+    return True
 
 
 def json_mode_for_command(context: typer.Context, console: Console, enabled: bool) -> None:
