@@ -145,22 +145,28 @@ async def test_the_affinity_key_reaches_the_backend_and_not_the_cache_key() -> N
     assert current_affinity() is None
 
 
-def test_the_embedded_server_pins_a_keys_calls_to_its_home_slot() -> None:
+def test_the_embedded_server_sends_a_key_home_unless_home_is_busy_and_a_slot_idles() -> None:
     def no_weights() -> Path:
         raise AssertionError("routing must not load the model")
 
     backend = EmbeddedBackend(no_weights, model_id="m", parallel=3)
-    body = {"messages": []}
-    assert "id_slot" not in backend._routed(body)  # no key: llama.cpp picks the slot
-    slots = {}
-    for name in ("Ada", "Bo", "Cy", "Di", "Ada", "Bo"):
-        with affinity_scope(name):
-            slot = backend._routed(body)["id_slot"]
-        assert slots.setdefault(name, slot) == slot
-    assert sorted(slots.values()) == [0, 0, 1, 2]
+
+    def slot_of(key: str | None) -> int | None:
+        with affinity_scope(key):
+            return backend.pick_slot()
+
+    homes = {name: slot_of(name) for name in ("Ada", "Bo", "Cy", "Di")}
+    assert homes == {"Ada": 0, "Bo": 1, "Cy": 2, "Di": 0}
+    assert [slot_of(name) for name in ("Di", "Cy", "Bo", "Ada")] == [0, 2, 1, 0]  # stable
+    backend._busy[0] = 1  # Ada's home is answering someone
+    assert slot_of("Ada") == 1  # an idle slot rather than a wait
+    backend._busy = [1, 1, 1]
+    assert slot_of("Ada") == 0  # everything busy: queue at home
+    backend._busy = [2, 1, 1]
+    assert slot_of(None) == 1  # no key: the least busy slot
+    backend._busy = [0, 0, 0]
     backend.slot_affinity = False
-    with affinity_scope("Ada"):
-        assert "id_slot" not in backend._routed(body)
+    assert slot_of("Ada") is None  # llama.cpp chooses
 
 
 async def test_every_agent_turn_calls_the_model_under_that_agents_key(tmp_path: Path) -> None:

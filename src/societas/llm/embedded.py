@@ -13,10 +13,10 @@ saves a third or more of the answer's tokens on small models.
 
 Calls made under an affinity key (``societas.llm.affinity``: an agent, an experiment arm) go to
 that key's home slot (``id_slot``), balanced over the slots, so the next call of the same agent
-finds its persona and instructions still in the slot's cache instead of whichever slot happened to
-be free; ``slot_affinity=False`` leaves every choice to llama.cpp (the idle slot whose cached
-prompt is most similar). A busy home slot makes the call wait for it: on a CPU, reading a prompt
-again costs more than waiting for a neighbour's answer.
+finds its persona and instructions still in the slot instead of whichever slot happened to be
+free; when the home slot is busy and another is idle, the call takes the idle one rather than
+wait (see :meth:`EmbeddedBackend.pick_slot`). ``slot_affinity=False`` leaves every choice to
+llama.cpp (the idle slot whose cached prompt is most similar).
 
 Each request is streamed inside a worker thread; when the caller is cancelled or times out, the
 stream is stopped at the next token, freeing the slot at once.
@@ -144,6 +144,7 @@ class EmbeddedBackend:
         self.request_timeout_s = request_timeout_s
         self.slot_affinity = slot_affinity
         self.slots = AffinityRouter(parallel)
+        self._busy = [0] * parallel  # requests in flight per slot (all pinned with affinity on)
         self._weights = weights
         self._api_key = secrets.token_urlsafe(32)
         self._server: Any = None
@@ -286,15 +287,39 @@ class EmbeddedBackend:
         params.verbosity = 0
         return params
 
-    def _routed(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The request pinned to its affinity key's home slot, when it has a key."""
+    def pick_slot(self) -> int | None:
+        """The slot for the next request (None: llama.cpp chooses).
+
+        With slot affinity every request is pinned, so the busy count of each slot is known: a
+        call goes to its key's home slot when that is idle, else to an idle slot (llama.cpp's
+        prompt cache in RAM brings the key's prefix back there; the home slot would make it
+        wait), else it queues at home. A call without a key takes an idle slot, else the least
+        busy one.
+        """
+        if not self.slot_affinity:
+            return None
         key = current_affinity()
-        if not self.slot_affinity or key is None:
-            return body
-        return {**body, "id_slot": self.slots.place_of(key)}
+        home = None if key is None else self.slots.place_of(key)
+        if home is not None and self._busy[home] == 0:
+            return home
+        idle = [slot for slot, busy in enumerate(self._busy) if busy == 0]
+        if idle:
+            return idle[0]
+        if home is not None:
+            return home
+        return min(range(self.parallel), key=lambda slot: (self._busy[slot], slot))
 
     async def _request(self, kind: RequestKind, body: dict[str, Any]) -> Completion:
-        body = self._routed(body)
+        slot = self.pick_slot()
+        if slot is None:
+            return await self._request_on(kind, body)
+        self._busy[slot] += 1
+        try:
+            return await self._request_on(kind, {**body, "id_slot": slot})
+        finally:
+            self._busy[slot] -= 1
+
+    async def _request_on(self, kind: RequestKind, body: dict[str, Any]) -> Completion:
         await self.start()
         executor = self._executor
         if executor is None:
