@@ -656,7 +656,7 @@ def _reuse_text(totals: CallEventTotals, *, short: bool = False) -> str:
     """How much of the prompts the server reused, e.g. "4,210 of 9,800 ... (43%)"."""
     share = "n/a" if totals.reuse_share is None else f"{totals.reuse_share:.0%}"
     if short:
-        return f"{share} of prompt reused"
+        return f"prompt reused: {share}"
     return (
         f"{totals.reused_prompt_tokens:,} of {totals.prompt_tokens:,} prompt tokens reused by the "
         f"server ({share})"
