@@ -10,10 +10,10 @@ the whole population would take.
 
 With ``--arrangements none,arm`` (the default) the survey is asked once per arrangement of the
 calls, each on a freshly started model with its own fresh cache, one after the other in this
-process: ``none`` leaves every slot choice to llama.cpp; ``arm`` sends every respondent of the
-(one) arm to the arm's slot, where the instrument's prefix stays warm; ``respondent`` gives each
-respondent a slot of its own (its persona stays warm across its questions). ``vs_none`` gives
-each arrangement's throughput and reuse against ``none``, measured side by side.
+process: ``none`` leaves every slot choice to llama.cpp (the idle slot whose cached prompt is most
+similar); ``arm`` and ``respondent`` hand out slots by affinity key (``societas.llm.slots``): the
+idle slot that last answered the respondent's arm (the instrument's prefix), or the respondent.
+``vs_none`` gives each arrangement's throughput and reuse against ``none``, side by side.
 
     .venv/bin/python benchmarks/survey.py --model smollm2-135m --n 40
     .venv/bin/python benchmarks/survey.py --model qwen2.5-coder-1.5b --n 200 --arrangements none,arm
@@ -38,7 +38,7 @@ from societas.agents.agent import Agent
 from societas.experiments.instruments import Measurement, measure
 from societas.experiments.spec import LikertOutcome
 from societas.llm.affinity import affinity_scope
-from societas.llm.embedded import default_threads
+from societas.llm.embedded import EmbeddedBackend, default_threads
 from societas.llm.registry import open_llm
 from societas.llm.types import LanguageModel, LLMError
 from societas.population import Population
@@ -102,6 +102,8 @@ async def ask(
     async with open_llm(
         model, cache_path=cache, parallel=parallel, max_concurrency=concurrency
     ) as llm:
+        if isinstance(llm.chat_backend, EmbeddedBackend):  # slots by key, or llama.cpp's choice
+            llm.chat_backend.slot_affinity = arrangement != "none"
         loaded = time.perf_counter()  # the model itself starts with the first call
         _log(f"{model}: opened in {loaded - opened:.1f} s; asking {len(agents)} agents")
         first = await ask_all(llm, agents, outcome, arrangement)

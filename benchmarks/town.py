@@ -10,8 +10,9 @@ in one process.
     .venv/bin/python benchmarks/town.py --model smollm2-135m --hours 1   # a quick look
 
 With ``--compare-affinity`` the first run is made twice more on fresh caches, with the embedded
-server's slot affinity off and on (each agent's calls to its own slot), one after the other in
-this process; ``reuse_by_affinity`` gives both runs' prompt reuse and wall time.
+server's slot affinity off (llama.cpp picks slots by prompt similarity) and on (slots handed out
+by agent, ``societas.llm.slots``), one after the other in this process; ``reuse_by_affinity``
+gives both runs' prompt reuse and wall time.
 
 Prints one JSON object.
 """
@@ -51,11 +52,11 @@ async def simulate(
     tag: str,
     cache: Path,
     *,
-    slot_affinity: bool = True,
+    slot_affinity: bool | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     async with open_llm(model, cache_path=cache) as llm:
-        if isinstance(llm.chat_backend, EmbeddedBackend):
+        if slot_affinity is not None and isinstance(llm.chat_backend, EmbeddedBackend):
             llm.chat_backend.slot_affinity = slot_affinity
         opened = time.perf_counter()
         sim = await Simulation.start(

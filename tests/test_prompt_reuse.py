@@ -29,6 +29,7 @@ from societas.llm.embedded import EmbeddedBackend
 from societas.llm.fake import HashEmbedder
 from societas.llm.fake_backend import ScriptedBackend
 from societas.llm.meter import CallRecord
+from societas.llm.slots import SlotScheduler
 from societas.llm.types import Message, SamplingParams
 from societas.testing.scripted_model import fake_backends
 from societas.world.scenario import load_scenario
@@ -145,28 +146,40 @@ async def test_the_affinity_key_reaches_the_backend_and_not_the_cache_key() -> N
     assert current_affinity() is None
 
 
-def test_the_embedded_server_sends_a_key_home_unless_home_is_busy_and_a_slot_idles() -> None:
+async def test_slots_go_to_the_key_they_last_answered_else_the_least_recently_used() -> None:
+    slots = SlotScheduler(3)
+    taken = []
+    for key in ("Ada", "Bo", "Cy", "Ada", "Di", "Bo", None):
+        slot = await slots.acquire(key)
+        taken.append(slot)
+        slots.release(slot, key)
+    # Ada's prefix is in slot 0; Di evicts the least recently used (Bo's slot 1), so Bo then
+    # takes the least recently used again (Cy's slot 2), and a call without a key slot 0.
+    assert taken == [0, 1, 2, 0, 1, 2, 0]
+    with pytest.raises(ValueError):
+        SlotScheduler(0)
+
+
+async def test_a_call_waits_for_an_idle_slot_rather_than_queue_at_a_busy_one() -> None:
+    slots = SlotScheduler(2)
+    first, second = await slots.acquire("Ada"), await slots.acquire("Bo")
+    waiting = asyncio.create_task(slots.acquire("Ada"))
+    await asyncio.sleep(0)
+    assert not waiting.done() and slots.choose("Ada") is None
+    slots.release(second, "Bo")  # Bo's slot frees first: Ada takes it, not her busy own
+    assert await asyncio.wait_for(waiting, 1) == second
+    slots.release(first, "Ada")
+    assert slots.busy == [False, True]
+
+
+def test_the_embedded_server_leaves_slots_to_llama_cpp_unless_asked() -> None:
     def no_weights() -> Path:
         raise AssertionError("routing must not load the model")
 
-    backend = EmbeddedBackend(no_weights, model_id="m", parallel=3)
-
-    def slot_of(key: str | None) -> int | None:
-        with affinity_scope(key):
-            return backend.pick_slot()
-
-    homes = {name: slot_of(name) for name in ("Ada", "Bo", "Cy", "Di")}
-    assert homes == {"Ada": 0, "Bo": 1, "Cy": 2, "Di": 0}
-    assert [slot_of(name) for name in ("Di", "Cy", "Bo", "Ada")] == [0, 2, 1, 0]  # stable
-    backend._busy[0] = 1  # Ada's home is answering someone
-    assert slot_of("Ada") == 1  # an idle slot rather than a wait
-    backend._busy = [1, 1, 1]
-    assert slot_of("Ada") == 0  # everything busy: queue at home
-    backend._busy = [2, 1, 1]
-    assert slot_of(None) == 1  # no key: the least busy slot
-    backend._busy = [0, 0, 0]
-    backend.slot_affinity = False
-    assert slot_of("Ada") is None  # llama.cpp chooses
+    assert not EmbeddedBackend(no_weights, model_id="m").slot_affinity
+    assert (
+        EmbeddedBackend(no_weights, model_id="m", parallel=3, slot_affinity=True).slots.slots == 3
+    )
 
 
 async def test_every_agent_turn_calls_the_model_under_that_agents_key(tmp_path: Path) -> None:
@@ -203,9 +216,11 @@ async def test_interviews_count_every_question_for_the_progress_bar() -> None:
 
 @pytest.mark.model
 async def test_the_embedded_model_reports_the_prefix_it_reused() -> None:
-    """Two calls of one agent with a long shared prefix, pinned to its slot: the second reads
-    only what changed, and the meter and the call's event say how much it reused."""
+    """Two calls of one agent with a long shared prefix, the second sent to the slot that
+    answered the first: it reads only what changed, and the meter and the call's event say how
+    much it reused."""
     backend = EmbeddedBackend.for_entry(get_entry("smollm2-135m"), parallel=2)
+    backend.slot_affinity = True  # pinned requests (id_slot) must work on the real server
     llm = LLM(backend, HashEmbedder(), cache=ResponseCache(":memory:"))
     records: list[CallRecord] = []
     llm.meter.subscribe(records.append)

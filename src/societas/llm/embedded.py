@@ -11,12 +11,11 @@ objects get ``additionalProperties: false`` unless they say otherwise (so the mo
 extra keys) and JSON is emitted compactly (``", "``/``": "`` separators, no newlines), which
 saves a third or more of the answer's tokens on small models.
 
-Calls made under an affinity key (``societas.llm.affinity``: an agent, an experiment arm) go to
-that key's home slot (``id_slot``), balanced over the slots, so the next call of the same agent
-finds its persona and instructions still in the slot instead of whichever slot happened to be
-free; when the home slot is busy and another is idle, the call takes the idle one rather than
-wait (see :meth:`EmbeddedBackend.pick_slot`). ``slot_affinity=False`` leaves every choice to
-llama.cpp (the idle slot whose cached prompt is most similar).
+With ``slot_affinity`` the backend hands out the slots itself (``id_slot``, see
+``societas.llm.slots``): a call made under an affinity key (``societas.llm.affinity``: an agent,
+an experiment arm) takes the idle slot that last answered that key, where its persona and
+instructions still are, else the least recently used idle slot. Without it (the default) llama.cpp
+chooses: the idle slot whose cached prompt is most similar, with its prompt cache in RAM.
 
 Each request is streamed inside a worker thread; when the caller is cancelled or times out, the
 stream is stopped at the next token, freeing the slot at once.
@@ -56,8 +55,9 @@ from typing import Any, Literal
 
 import xllamacpp
 
-from societas.llm.affinity import AffinityRouter, current_affinity
+from societas.llm.affinity import current_affinity
 from societas.llm.catalog import ModelEntry
+from societas.llm.slots import SlotScheduler
 from societas.llm.types import (
     BackendTransientError,
     Completion,
@@ -114,7 +114,7 @@ class EmbeddedBackend:
     assembling and verifying weights happens on first use, not at construction. ``ctx_per_slot``
     is the context (prompt plus answer) of each of the ``parallel`` slots. ``threads`` defaults
     to :func:`default_threads`. The chat template comes from the GGUF metadata.
-    ``slot_affinity`` sends the calls of one affinity key to one slot (:attr:`slots` says which).
+    ``slot_affinity`` hands out slots by affinity key (:attr:`slots`); off by default.
     """
 
     supports_json_schema: bool = True
@@ -129,7 +129,7 @@ class EmbeddedBackend:
         threads: int | None = None,
         cache_ram_mib: int = 1024,
         request_timeout_s: float = 600.0,
-        slot_affinity: bool = True,
+        slot_affinity: bool = False,
     ) -> None:
         if parallel < 1 or ctx_per_slot < 256:
             raise LLMConfigError(
@@ -143,8 +143,7 @@ class EmbeddedBackend:
         self.cache_ram_mib = cache_ram_mib
         self.request_timeout_s = request_timeout_s
         self.slot_affinity = slot_affinity
-        self.slots = AffinityRouter(parallel)
-        self._busy = [0] * parallel  # requests in flight per slot (all pinned with affinity on)
+        self.slots = SlotScheduler(parallel)
         self._weights = weights
         self._api_key = secrets.token_urlsafe(32)
         self._server: Any = None
@@ -287,37 +286,15 @@ class EmbeddedBackend:
         params.verbosity = 0
         return params
 
-    def pick_slot(self) -> int | None:
-        """The slot for the next request (None: llama.cpp chooses).
-
-        With slot affinity every request is pinned, so the busy count of each slot is known: a
-        call goes to its key's home slot when that is idle, else to an idle slot (llama.cpp's
-        prompt cache in RAM brings the key's prefix back there; the home slot would make it
-        wait), else it queues at home. A call without a key takes an idle slot, else the least
-        busy one.
-        """
-        if not self.slot_affinity:
-            return None
-        key = current_affinity()
-        home = None if key is None else self.slots.place_of(key)
-        if home is not None and self._busy[home] == 0:
-            return home
-        idle = [slot for slot, busy in enumerate(self._busy) if busy == 0]
-        if idle:
-            return idle[0]
-        if home is not None:
-            return home
-        return min(range(self.parallel), key=lambda slot: (self._busy[slot], slot))
-
     async def _request(self, kind: RequestKind, body: dict[str, Any]) -> Completion:
-        slot = self.pick_slot()
-        if slot is None:
+        if not self.slot_affinity:
             return await self._request_on(kind, body)
-        self._busy[slot] += 1
+        key = current_affinity()
+        slot = await self.slots.acquire(key)
         try:
             return await self._request_on(kind, {**body, "id_slot": slot})
         finally:
-            self._busy[slot] -= 1
+            self.slots.release(slot, key)
 
     async def _request_on(self, kind: RequestKind, body: dict[str, Any]) -> Completion:
         await self.start()
