@@ -9,9 +9,10 @@ Callers give the key to a :class:`~societas.llm.types.LanguageModel` call (``aff
 it for everything they await with :func:`affinity_scope` (the engine does this for each agent's
 turn); :class:`~societas.llm.client.LLM` makes it visible to backends through
 :func:`current_affinity`, so the :class:`~societas.llm.types.ChatBackend` interface stays as it
-is. Backends that can route (the embedded server, the endpoint pool) send a key's calls to its
-home place from an :class:`AffinityRouter`. The key never changes an answer, so it is no part of
-the response cache's key.
+is. The endpoint pool sends a key's calls to its home endpoint from an :class:`AffinityRouter`;
+the embedded server, when asked, gives a call the idle slot that last answered its key
+(``societas.llm.slots``). The key never changes an answer, so it is no part of the response
+cache's key.
 
 Examples
 --------
