@@ -9,6 +9,11 @@ in one process.
     .venv/bin/python benchmarks/town.py --agents 5 --hours 16            # the 5-agent town day
     .venv/bin/python benchmarks/town.py --model smollm2-135m --hours 1   # a quick look
 
+With ``--compare-affinity`` the first run is made twice more on fresh caches, with the embedded
+server's slot affinity off (llama.cpp picks slots by prompt similarity) and on (slots handed out
+by agent, ``societas.llm.slots``), one after the other in this process; ``reuse_by_affinity``
+gives both runs' prompt reuse and wall time.
+
 Prints one JSON object.
 """
 
@@ -28,6 +33,7 @@ from societas.engine.config import SimulationConfig
 from societas.engine.measurements import summarise_run
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
+from societas.llm.embedded import EmbeddedBackend
 from societas.llm.registry import open_llm
 from societas.world.scenario import Scenario, load_scenario
 
@@ -38,10 +44,20 @@ TARGET = {"calls_per_agent_hour": 4, "tokens_per_agent_hour": 2_000, "town_day_w
 
 
 async def simulate(
-    scenario: Scenario, model: str, hours: float, seed: int, work: Path, tag: str, cache: Path
+    scenario: Scenario,
+    model: str,
+    hours: float,
+    seed: int,
+    work: Path,
+    tag: str,
+    cache: Path,
+    *,
+    slot_affinity: bool | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     async with open_llm(model, cache_path=cache) as llm:
+        if slot_affinity is not None and isinstance(llm.chat_backend, EmbeddedBackend):
+            llm.chat_backend.slot_affinity = slot_affinity
         opened = time.perf_counter()
         sim = await Simulation.start(
             scenario, work / tag, llm, SimulationConfig(seed=seed), meter=llm.meter
@@ -80,6 +96,36 @@ def calls_by_game_hour(store: RunStore, scenario: Scenario) -> list[dict[str, in
     return [hours[h] for h in sorted(hours)]
 
 
+def prompt_reuse(meter_total: dict[str, Any]) -> dict[str, Any]:
+    """Prompt tokens sent and the share the server reused (read before, not read again)."""
+    prompt, reused = int(meter_total["prompt_tokens"]), int(meter_total["reused_prompt_tokens"])
+    return {
+        "prompt_tokens": prompt,
+        "reused_prompt_tokens": reused,
+        "prompt_reuse_share": round(reused / prompt, 4) if prompt else None,
+    }
+
+
+def reuse_by_affinity(
+    scenario: Scenario, model: str, hours: float, seed: int, work: Path
+) -> dict[str, Any]:
+    """The same run with slot affinity off, then on, each on a fresh cache and a fresh model."""
+    figures: dict[str, Any] = {}
+    for tag, on in (("affinity_off", False), ("affinity_on", True)):
+        cache = work / f"{tag}-cache.sqlite"
+        run = asyncio.run(
+            simulate(scenario, model, hours, seed, work, tag, cache, slot_affinity=on)
+        )
+        figures[tag] = {"wall_s": run["wall_s"], **prompt_reuse(run["meter"]["total"])}
+    off, on_ = figures["affinity_off"], figures["affinity_on"]
+    if off["prompt_reuse_share"] is not None and on_["prompt_reuse_share"] is not None:
+        figures["reuse_share_points"] = round(
+            on_["prompt_reuse_share"] - off["prompt_reuse_share"], 4
+        )
+    figures["wall_ratio"] = round(on_["wall_s"] / max(off["wall_s"], 1e-9), 3)
+    return figures
+
+
 def after_first_hour(
     hourly: list[dict[str, int]], agents: int, hours: float
 ) -> dict[str, float | None]:
@@ -102,6 +148,11 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=16.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
+    parser.add_argument(
+        "--compare-affinity",
+        action="store_true",
+        help="also run with slot affinity off and on, side by side (two more runs)",
+    )
     args = parser.parse_args()
 
     base = load_scenario(args.scenario)
@@ -137,7 +188,7 @@ def main() -> None:
         "tokens": tokens,
         "prompt_tokens": total["prompt_tokens"],
         "completion_tokens": total["completion_tokens"],
-        "cached_prompt_tokens": total["cached_prompt_tokens"],
+        **prompt_reuse(total),
         "model_time_s": round(total["wall_s"], 2),
         "calls_per_agent_hour": round(calls / agent_hours, 3),
         "tokens_per_agent_hour": round(tokens / agent_hours, 1),
@@ -160,6 +211,10 @@ def main() -> None:
         ),
         "runs": str(work),
     }
+    if args.compare_affinity:
+        result["reuse_by_affinity"] = reuse_by_affinity(
+            scenario, args.model, args.hours, args.seed, work
+        )
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up .venv with the default embedded model and runs the default town on it.
-# Extra arguments go to `societas run` (e.g. --hours 4 --seed 7).
+# Sets up .venv with the default embedded model and runs the default town on it: 07:00 to 10:00
+# of its first day (3 game hours, long enough for the seeded news to have a chance to spread).
+# SOCIETAS_HOURS changes the span; extra arguments go to `societas run` (e.g. --seed 7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh town
@@ -10,4 +11,4 @@ if [ -z "${SOCIETAS_OUT:-}" ]; then
   n=2
   while [ -e "$out" ]; do out="runs/town-$n"; n=$((n + 1)); done
 fi
-exec .venv/bin/societas run town --hours "${SOCIETAS_HOURS:-1}" --out "$out" "$@"
+exec .venv/bin/societas run town --hours "${SOCIETAS_HOURS:-3}" --out "$out" "$@"

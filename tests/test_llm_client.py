@@ -279,7 +279,7 @@ async def test_meter_totals_per_purpose_match_backend_usage() -> None:
     plan, talk = snapshot.purposes["plan"], snapshot.purposes["talk"]
     assert (plan.requests, plan.calls, plan.prompt_tokens) == (2, 2, 2 * prompt_words)
     assert plan.completion_tokens == 2 * len(HAPPY.split())
-    assert plan.cached_prompt_tokens == prompt_words  # the second call reused the whole prompt
+    assert plan.reused_prompt_tokens == prompt_words  # the second call reused the whole prompt
     assert (talk.requests, talk.calls, talk.cache_hits) == (2, 1, 1)
     assert snapshot.total.requests == 4
     assert snapshot.total.calls == 3

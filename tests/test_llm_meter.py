@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from societas.llm.meter import CallRecord, Meter, MeterSnapshot, UsageTotals
+from societas.llm.meter import CallRecord, Meter, MeterSnapshot, RequestTotals
 
 
 def _call(purpose: str, **fields: object) -> CallRecord:
@@ -24,7 +24,7 @@ def _filled_meter() -> Meter:
             "plan",
             prompt_tokens=80,
             completion_tokens=10,
-            cached_prompt_tokens=60,
+            reused_prompt_tokens=60,
             backend_calls=2,
             repaired=True,
             retries=1,
@@ -40,7 +40,7 @@ def test_totals_per_purpose_and_overall() -> None:
     snapshot = _filled_meter().snapshot()
     plan = snapshot.purposes["plan"]
     assert (plan.requests, plan.calls, plan.cache_hits) == (3, 3, 1)
-    assert (plan.prompt_tokens, plan.completion_tokens, plan.cached_prompt_tokens) == (180, 30, 60)
+    assert (plan.prompt_tokens, plan.completion_tokens, plan.reused_prompt_tokens) == (180, 30, 60)
     assert plan.total_tokens == 210
     assert plan.wall_s == pytest.approx(2.0)
     assert (plan.retries, plan.repairs, plan.errors) == (1, 1, 0)
@@ -132,6 +132,7 @@ def test_event_data_follows_the_llm_call_event_contract() -> None:
         "converse",
         prompt_tokens=12,
         completion_tokens=3,
+        reused_prompt_tokens=8,
         cached=False,
         latency_s=0.123456,
         retries=1,
@@ -143,6 +144,7 @@ def test_event_data_follows_the_llm_call_event_contract() -> None:
         "purpose": "converse",
         "model": "m",
         "prompt_tokens": 12,
+        "reused_prompt_tokens": 8,
         "completion_tokens": 3,
         "cached": False,
         "latency_s": 0.1235,
@@ -155,5 +157,5 @@ def test_event_data_follows_the_llm_call_event_contract() -> None:
 
 
 def test_usage_totals_of_a_record() -> None:
-    totals = UsageTotals.of(_call("x", cached=True, error="boom", repaired=True))
+    totals = RequestTotals.of(_call("x", cached=True, error="boom", repaired=True))
     assert (totals.requests, totals.cache_hits, totals.errors, totals.repairs) == (1, 1, 1, 1)

@@ -28,6 +28,7 @@ from societas.cli.app import app
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
+from societas.llm.affinity import affinity_scope
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.endpoints import (
@@ -78,6 +79,7 @@ class FakeServer:
         self.retry_after = "7"
         self.chat_requests = 0
         self.model_requests = 0
+        self.cached_tokens = 0  # reported as prompt_tokens_details.cached_tokens when set
         self.active = 0
         self.peak = 0
         self.auth_seen: set[str] = set()
@@ -133,7 +135,11 @@ class FakeServer:
                 handler.close_connection = True
                 handler.connection.shutdown(socket.SHUT_RDWR)
             else:
-                self.reply(handler, 200, completion(request))
+                answer = completion(request)
+                if self.cached_tokens:
+                    details = {"cached_tokens": self.cached_tokens}
+                    answer["usage"]["prompt_tokens_details"] = details
+                self.reply(handler, 200, answer)
         finally:
             with self._lock:
                 self.active -= 1
@@ -269,6 +275,45 @@ async def test_least_loaded_endpoint_wins_and_ties_go_to_the_first(
     finally:
         await pool.aclose()
     assert [s.chat_requests for s in servers] == [3, 0, 0]
+
+
+async def test_an_affinity_key_keeps_to_its_home_endpoint(servers: list[FakeServer]) -> None:
+    pool = pool_of([s.url for s in servers])
+    try:
+        for round_ in range(3):  # every endpoint is idle: without keys all would go to the first
+            for agent in ("Ada", "Bo", "Cy", "Di"):
+                with affinity_scope(agent):
+                    await pool.chat(ask(f"{agent} {round_}"), PARAMS)
+    finally:
+        await pool.aclose()
+    homes = {agent: pool.homes.place_of(agent) for agent in ("Ada", "Bo", "Cy", "Di")}
+    assert homes == {"Ada": 0, "Bo": 1, "Cy": 2, "Di": 0}
+    assert [s.chat_requests for s in servers] == [6, 3, 3]
+
+
+async def test_an_affinity_home_that_is_down_hands_its_calls_to_another(
+    servers: list[FakeServer],
+) -> None:
+    servers[1].mode = "fail"
+    pool = pool_of([s.url for s in servers[:2]], unhealthy_after=1, probe_interval_s=60)
+    try:
+        with affinity_scope("Bo"):  # Bo's home would be the second endpoint, after Ada's
+            pool.homes.place_of("Ada")
+            answers = [await pool.chat(ask(f"q{i}"), PARAMS) for i in range(3)]
+    finally:
+        await pool.aclose()
+    assert len(answers) == 3 and servers[0].chat_requests == 3
+
+
+async def test_the_servers_cached_tokens_count_as_reused(servers: list[FakeServer]) -> None:
+    servers[0].cached_tokens = 2
+    llm = LLM(pool_of([servers[0].url]), HashEmbedder(), cache=ResponseCache(":memory:"))
+    try:
+        await llm.chat_text(ask("one two three four"), purpose="talk", params=PARAMS)
+    finally:
+        await llm.aclose()
+    totals = llm.meter.snapshot().purposes["talk"]
+    assert (totals.prompt_tokens, totals.reused_prompt_tokens) == (4, 2)
 
 
 # -- failover and health ------------------------------------------------------------------------

@@ -114,13 +114,21 @@ async def test_reflection_makes_two_calls_and_records_citing_valid_evidence() ->
     assert stream.unreflected_importance == 0
 
 
-async def test_the_prompts_put_the_persona_first() -> None:
-    stream = _day_stream()
-    llm = _reflector(_cite_by_text(("Ada is busy", ["Ada"], 5)))
-    await reflect(llm, ADA, stream, NOW)
-    questions_call, insights_call = llm.calls
-    for call in llm.calls:
-        assert call.messages[0].content.startswith(ADA.summary())
+async def test_the_prompts_put_shared_instructions_first_then_the_persona() -> None:
+    """Every agent's reflection calls share their instructions as a prompt prefix: the system
+    message names no one, and the user message opens with the persona."""
+    bo = Persona(name="Bo Quist", age=52, occupation="postman")
+    calls = []
+    for persona in (ADA, bo):
+        llm = _reflector(_cite_by_text(("Ada is busy", ["Ada"], 5)))
+        await reflect(llm, persona, _day_stream(), NOW)
+        calls.append(llm.calls)
+        for call in llm.calls:
+            assert persona.first_name not in call.messages[0].content
+            assert call.messages[-1].content.startswith(persona.summary())
+    for ada_call, bo_call in zip(*calls, strict=True):
+        assert ada_call.messages[0] == bo_call.messages[0]
+    questions_call, insights_call = calls[0]
     assert DAY[-1] in questions_call.messages[-1].content
     assert "How will Ada pay the rent?" in insights_call.messages[-1].content
 

@@ -26,7 +26,7 @@ from societas.llm.client import LLM
 from societas.llm.embedded import THREADS_VARIABLE, EmbeddedBackend
 from societas.llm.fake import HashEmbedder
 from societas.llm.jsonrepair import JSONExtractionError, loads_lenient
-from societas.llm.meter import CallRecord, UsageTotals
+from societas.llm.meter import CallRecord, RequestTotals
 from societas.llm.registry import open_chat_backend
 from societas.llm.types import LLMUnavailableError, Message
 from societas.llm.weights import ensure_weights
@@ -148,9 +148,9 @@ async def test_a_town_and_an_experiment_complete_through_a_faulty_server(
             town_requests = proxy.requests - before_town
             spec = experiment_from_text(EXAMPLE)
             result = await run_experiment(spec, llm, tmp_path / "experiment", n=2)
-            total = UsageTotals()
+            total = RequestTotals()
             for record in model_records:
-                total = total.plus(UsageTotals.of(record))
+                total = total.plus(RequestTotals.of(record))
         finally:
             await llm.aclose()
             assert llm.cache is not None

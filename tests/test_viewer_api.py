@@ -446,6 +446,14 @@ def test_usage_totals_match_the_llm_calls(client: TestClient, run_dir: Path) -> 
     )[0]
     assert body["totals"]["calls"] == calls
     assert body["totals"]["tokens"] == prompt + completion
+    (reused,) = rows(
+        run_dir,
+        "SELECT COALESCE(SUM(json_extract(data, '$.reused_prompt_tokens')), 0) FROM events "
+        "WHERE kind = 'llm_call'",
+    )[0]
+    assert body["totals"]["reused_prompt_tokens"] == reused
+    share = body["totals"]["reuse_share"]
+    assert share == (pytest.approx(reused / prompt, abs=1e-4) if prompt else None)
     hours = STEPS * 10 / 60
     assert body["game_hours"] == pytest.approx(hours, abs=1e-3)
     assert body["per_agent_hour"]["calls"] == pytest.approx(calls / (hours * AGENTS), abs=1e-3)

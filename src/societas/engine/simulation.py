@@ -44,6 +44,7 @@ from societas.engine.measurements import detect_news
 from societas.engine.run_directory import SCENARIO_COPY
 from societas.engine.runstore import RunStore, encode_event
 from societas.engine.sharding import LEAD, AgentExchange, Shipment
+from societas.llm.affinity import affinity_scope
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError, LLMOutputError
@@ -907,7 +908,8 @@ class Simulation:
     async def _with_agent(self, name: str, work: Awaitable[T]) -> T:
         token = _acting_agent.set(name)
         try:
-            return await work
+            with affinity_scope(name):  # the agent's calls share a server slot and its prefix
+                return await work
         finally:
             _acting_agent.reset(token)
 

@@ -54,6 +54,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from pydantic import ValidationError
 
+from societas.llm.affinity import affinity_scope
 from societas.llm.cache import CachedAnswer, CacheError, CacheKind, ResponseCache, cache_key
 from societas.llm.jsonrepair import Expect, JSONExtractionError, extract_json
 from societas.llm.meter import CallRecord, Meter
@@ -192,6 +193,7 @@ class LLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> SchemaT:
         """Ask for an answer following ``schema`` and return it validated.
 
@@ -208,7 +210,7 @@ class LLM:
             sent = list(messages)
             return await self._structured(request, sent, schema, json_schema, chosen, trace)
 
-        text = await self._shared(request, produce)
+        text = await self._shared(request, produce, affinity)
         try:  # every caller gets its own object
             return schema.model_validate_json(text)
         except ValidationError as error:  # only a twin schema with other validators gets here
@@ -221,6 +223,7 @@ class LLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str:
         """Free-text chat answer."""
         chosen = self._params(purpose, params)
@@ -232,7 +235,7 @@ class LLM:
         async def produce(trace: _Trace) -> str:
             return await self._text(request, lambda: self.chat_backend.chat(sent, chosen), trace)
 
-        return await self._shared(request, produce)
+        return await self._shared(request, produce, affinity)
 
     async def complete(
         self,
@@ -241,6 +244,7 @@ class LLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str:
         """Raw text continuation of ``prompt``."""
         chosen = self._params(purpose, params)
@@ -253,7 +257,7 @@ class LLM:
                 request, lambda: self.chat_backend.complete(prompt, chosen), trace
             )
 
-        return await self._shared(request, produce)
+        return await self._shared(request, produce, affinity)
 
     async def embed(
         self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
@@ -313,12 +317,22 @@ class LLM:
         )
         return _Request(key=key, kind=kind, purpose=purpose, model_id=model_id)
 
-    async def _shared(self, request: _Request, produce: Callable[[_Trace], Awaitable[_T]]) -> _T:
-        """Run ``produce`` once per key at a time; identical concurrent requests join it."""
+    async def _shared(
+        self,
+        request: _Request,
+        produce: Callable[[_Trace], Awaitable[_T]],
+        affinity: str | None = None,
+    ) -> _T:
+        """Run ``produce`` once per key at a time; identical concurrent requests join it.
+
+        The task that does the work runs under ``affinity`` (or the caller's scope), where the
+        backends look for it.
+        """
         task = self._inflight.get(request.key)
         joined = task is not None
         if task is None:
-            task = asyncio.create_task(self._settle(request, produce))
+            with affinity_scope(affinity):  # the task copies the context it is created in
+                task = asyncio.create_task(self._settle(request, produce))
             self._inflight[request.key] = task
             task.add_done_callback(lambda done: self._forget(request.key, done))
         # Shielded: a cancelled caller must not cancel the answer other callers wait for.
@@ -372,7 +386,7 @@ class LLM:
                 kind=request.kind,
                 prompt_tokens=trace.usage.prompt_tokens,
                 completion_tokens=trace.usage.completion_tokens,
-                cached_prompt_tokens=trace.usage.cached_prompt_tokens,
+                reused_prompt_tokens=trace.usage.cached_prompt_tokens,
                 cached=trace.from_cache,
                 latency_s=trace.backend_s,
                 retries=trace.retries,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from societas.llm.affinity import current_affinity
 from societas.llm.narrowing import AnswerSchema, json_schema_of
 from societas.llm.types import FloatMatrix, LLMOutputError, Message, SamplingParams, SchemaT
 
@@ -41,6 +42,7 @@ class ScriptedCall:
     schema: AnswerSchema[Any] | None
     params: SamplingParams | None
     sample_index: int
+    affinity: str | None = None
 
     @property
     def prompt_text(self) -> str:
@@ -76,8 +78,12 @@ class ScriptedLLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> SchemaT:
-        call = self._record(ScriptedCall(purpose, tuple(messages), schema, params, sample_index))
+        key = affinity if affinity is not None else current_affinity()
+        call = self._record(
+            ScriptedCall(purpose, tuple(messages), schema, params, sample_index, key)
+        )
         answer = self.responder(call)
         try:
             if isinstance(answer, str):
@@ -95,8 +101,10 @@ class ScriptedLLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str:
-        call = self._record(ScriptedCall(purpose, tuple(messages), None, params, sample_index))
+        key = affinity if affinity is not None else current_affinity()
+        call = self._record(ScriptedCall(purpose, tuple(messages), None, params, sample_index, key))
         return str(self.responder(call))
 
     async def complete(
@@ -106,12 +114,14 @@ class ScriptedLLM:
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str:
         return await self.chat_text(
             [Message(role="user", content=prompt)],
             purpose=purpose,
             params=params,
             sample_index=sample_index,
+            affinity=affinity,
         )
 
     async def embed(

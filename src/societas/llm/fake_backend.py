@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
+from societas.llm.affinity import current_affinity
 from societas.llm.fake import HashEmbedder
 from societas.llm.types import (
     BackendTransientError,
@@ -69,6 +70,7 @@ class BackendRequest:
     prompt: str
     params: SamplingParams
     json_schema: dict[str, Any] | None
+    affinity: str | None = None  # the affinity key the call was made under
 
     @property
     def prompt_text(self) -> str:
@@ -146,11 +148,15 @@ class ScriptedBackend:
         params: SamplingParams,
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
-        request = BackendRequest("chat", tuple(messages), "", params, json_schema)
+        request = BackendRequest(
+            "chat", tuple(messages), "", params, json_schema, current_affinity()
+        )
         return await self._answer(request)
 
     async def complete(self, prompt: str, params: SamplingParams) -> Completion:
-        return await self._answer(BackendRequest("complete", (), prompt, params, None))
+        return await self._answer(
+            BackendRequest("complete", (), prompt, params, None, current_affinity())
+        )
 
     async def aclose(self) -> None:
         self.closed = True

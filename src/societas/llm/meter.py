@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 CallKind = Literal["chat", "complete", "embed"]
 Listener = Callable[["CallRecord"], None]
@@ -44,6 +44,12 @@ class CallRecord(BaseModel):
     ``repaired`` says a repair request was sent; ``invalid_answers`` counts the answers that
     failed validation (each led to a repair or a fresh ask); ``error`` is set when the request
     failed anyway.
+
+    ``prompt_tokens`` counts the prompt tokens sent to the backend and ``reused_prompt_tokens``
+    those of them the server did not read again because a slot or its prompt cache already held
+    that prefix (llama.cpp and OpenAI-compatible servers report it as ``cached_tokens``). That is
+    server prefix reuse, distinct from ``cached``: an answer from the response cache, which sends
+    nothing at all.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -53,7 +59,11 @@ class CallRecord(BaseModel):
     kind: CallKind
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    cached_prompt_tokens: int = Field(default=0, ge=0)
+    reused_prompt_tokens: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("reused_prompt_tokens", "cached_prompt_tokens"),
+    )
     cached: bool = False
     latency_s: float = Field(default=0.0, ge=0.0)
     retries: int = Field(default=0, ge=0)
@@ -68,6 +78,7 @@ class CallRecord(BaseModel):
             "purpose": self.purpose,
             "model": self.model_id,
             "prompt_tokens": self.prompt_tokens,
+            "reused_prompt_tokens": self.reused_prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached": self.cached,
             "latency_s": round(self.latency_s, 4),
@@ -79,8 +90,8 @@ class CallRecord(BaseModel):
         }
 
 
-class UsageTotals(BaseModel):
-    """Sums over a set of call records.
+class RequestTotals(BaseModel):
+    """Sums over a set of call records: requests, the backend calls they took and their tokens.
 
     ``requests`` counts records; ``calls`` counts backend calls (see :class:`CallRecord`);
     ``wall_s`` sums the time spent in backend calls, so concurrent calls add up.
@@ -93,7 +104,12 @@ class UsageTotals(BaseModel):
     cache_hits: int = Field(default=0, ge=0)
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    cached_prompt_tokens: int = Field(default=0, ge=0)
+    # Saved meters from before the rename call it cached_prompt_tokens.
+    reused_prompt_tokens: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("reused_prompt_tokens", "cached_prompt_tokens"),
+    )
     wall_s: float = Field(default=0.0, ge=0.0)
     errors: int = Field(default=0, ge=0)
     retries: int = Field(default=0, ge=0)
@@ -104,8 +120,13 @@ class UsageTotals(BaseModel):
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def reuse_share(self) -> float | None:
+        """Reused prompt tokens over prompt tokens sent; None when no prompt was sent."""
+        return reuse_share(self.reused_prompt_tokens, self.prompt_tokens)
+
     @classmethod
-    def of(cls, record: CallRecord) -> UsageTotals:
+    def of(cls, record: CallRecord) -> RequestTotals:
         """The totals of a single record."""
         return cls(
             requests=1,
@@ -113,7 +134,7 @@ class UsageTotals(BaseModel):
             cache_hits=int(record.cached),
             prompt_tokens=record.prompt_tokens,
             completion_tokens=record.completion_tokens,
-            cached_prompt_tokens=record.cached_prompt_tokens,
+            reused_prompt_tokens=record.reused_prompt_tokens,
             wall_s=record.latency_s,
             errors=int(record.error is not None),
             retries=record.retries,
@@ -121,14 +142,23 @@ class UsageTotals(BaseModel):
             invalid_answers=record.invalid_answers,
         )
 
-    def plus(self, other: UsageTotals) -> UsageTotals:
+    def plus(self, other: RequestTotals) -> RequestTotals:
         """Field-wise sum of two totals."""
-        return UsageTotals(
+        return RequestTotals(
             **{
                 name: getattr(self, name) + getattr(other, name)
-                for name in UsageTotals.model_fields
+                for name in RequestTotals.model_fields
             }
         )
+
+
+def reuse_share(reused_prompt_tokens: int, prompt_tokens: int) -> float | None:
+    """The share of prompt tokens the server reused (0 to 1); None when no prompt was sent.
+
+    >>> reuse_share(60, 240), reuse_share(0, 0)
+    (0.25, None)
+    """
+    return reused_prompt_tokens / prompt_tokens if prompt_tokens > 0 else None
 
 
 class MeterSnapshot(BaseModel):
@@ -136,8 +166,8 @@ class MeterSnapshot(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    total: UsageTotals = UsageTotals()
-    purposes: dict[str, UsageTotals] = Field(default_factory=dict)
+    total: RequestTotals = RequestTotals()
+    purposes: dict[str, RequestTotals] = Field(default_factory=dict)
 
 
 class Meter:
@@ -149,13 +179,13 @@ class Meter:
     """
 
     def __init__(self) -> None:
-        self._purposes: dict[str, UsageTotals] = {}
+        self._purposes: dict[str, RequestTotals] = {}
         self._listeners: list[Listener] = []
 
     def record(self, record: CallRecord) -> None:
         """Count one record and pass it to every listener."""
-        current = self._purposes.get(record.purpose, UsageTotals())
-        self._purposes[record.purpose] = current.plus(UsageTotals.of(record))
+        current = self._purposes.get(record.purpose, RequestTotals())
+        self._purposes[record.purpose] = current.plus(RequestTotals.of(record))
         for listener in list(self._listeners):
             try:
                 listener(record)
@@ -174,7 +204,7 @@ class Meter:
 
     def snapshot(self) -> MeterSnapshot:
         """Totals per purpose (sorted by name) and overall."""
-        total = UsageTotals()
+        total = RequestTotals()
         for totals in self._purposes.values():
             total = total.plus(totals)
         return MeterSnapshot(total=total, purposes=dict(sorted(self._purposes.items())))
@@ -187,7 +217,7 @@ class Meter:
         """Add another meter's (or snapshot's) totals into this one; listeners are not called."""
         purposes = other.snapshot().purposes if isinstance(other, Meter) else other.purposes
         for purpose, totals in purposes.items():
-            self._purposes[purpose] = self._purposes.get(purpose, UsageTotals()).plus(totals)
+            self._purposes[purpose] = self._purposes.get(purpose, RequestTotals()).plus(totals)
 
     def reset(self) -> None:
         """Forget all totals (listeners stay subscribed)."""
@@ -201,7 +231,7 @@ class Meter:
         """Replace the totals with those of ``state`` (from :meth:`get_state`)."""
         try:
             raw = state["purposes"]
-            purposes = {str(p): UsageTotals.model_validate(t) for p, t in raw.items()}
+            purposes = {str(p): RequestTotals.model_validate(t) for p, t in raw.items()}
         except (KeyError, AttributeError, TypeError, ValidationError) as error:
             raise ValueError(f"invalid meter state: {error}") from error
         self._purposes = purposes

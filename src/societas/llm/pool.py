@@ -6,7 +6,10 @@ endpoints:
 - each endpoint takes at most ``max_concurrency`` requests at a time, and its
   :class:`~societas.llm.ratelimit.RateLimiter` keeps it under its requests and tokens per minute;
 - a call goes to the least-loaded healthy endpoint (in-flight requests over capacity; one ready
-  under its rate limits first; the earlier-listed one on a tie);
+  under its rate limits first; the earlier-listed one on a tie), except that a call made under an
+  affinity key (``societas.llm.affinity``: an agent, an experiment arm) goes to its key's home
+  endpoint whenever that one is healthy, free and under its rate limits, so the replica that
+  holds the key's prompt prefix in its cache reads it again;
 - a transient failure (connection error, timeout, HTTP 5xx or 429) moves the call to another
   endpoint; a 429 also pauses its endpoint for the server's ``Retry-After``;
 - ``unhealthy_after`` consecutive failures set an endpoint aside; a background probe asks it for
@@ -21,7 +24,8 @@ credentials, and keys come only from the environment.
 
 Examples
 --------
->>> from societas.llm.endpoints import endpoints_from_urls
+>>> from societas.llm.affinity import AffinityRouter, current_affinity
+from societas.llm.endpoints import endpoints_from_urls
 >>> pool = EndpointPool("qwen2.5-7b", endpoints_from_urls(["http://a:8000/v1", "http://b:8000/v1"]))
 >>> pool.model_id, pool.total_concurrency
 ('openai:qwen2.5-7b', 16)
@@ -39,6 +43,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from societas.llm.affinity import AffinityRouter, current_affinity
 from societas.llm.endpoints import EndpointsConfig, EndpointSpec
 from societas.llm.openai_compat import JsonSchemaMode, OpenAIBackend
 from societas.llm.ratelimit import Clock, MonotonicClock, RateLimiter, estimate_tokens
@@ -168,6 +173,7 @@ class EndpointPool:
         except LLMConfigError as error:
             raise LLMConfigError(f"endpoint {spec.public_url}: {error}") from None
         self.supports_json_schema = json_schema_mode != "off"
+        self.homes = AffinityRouter(len(self._endpoints))
         self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
@@ -270,7 +276,9 @@ class EndpointPool:
             healthy = [e for e in candidates if e.healthy]
             free = [e for e in healthy if e.in_flight < e.spec.max_concurrency]
             if free:
-                best = min(free, key=lambda e: (e.limiter.delay(estimate) > 0, e.load, e.index))
+                best = self._home(free, estimate) or min(
+                    free, key=lambda e: (e.limiter.delay(estimate) > 0, e.load, e.index)
+                )
                 best.in_flight += 1
                 return best
             timeout: float | None = None
@@ -290,6 +298,17 @@ class EndpointPool:
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+
+    def _home(self, free: list[_Endpoint], estimate: int) -> _Endpoint | None:
+        """The call's affinity home among ``free`` when it can take the call now, else None."""
+        key = current_affinity()
+        if key is None:
+            return None
+        home = self.homes.place_of(key)
+        for endpoint in free:
+            if endpoint.index == home and endpoint.limiter.delay(estimate) <= 0:
+                return endpoint
+        return None
 
     def _wake(self) -> None:
         """Let every waiting call look again (a slot was freed or an endpoint recovered)."""

@@ -152,6 +152,10 @@ class LanguageModel(Protocol):
 
     ``purpose`` tags each call for the meter (plan, reflect, converse, rate, survey...).
     ``sample_index`` distinguishes deliberate repeated samples of the same prompt in the cache.
+    ``affinity`` names the group the call belongs to (an agent, an experiment arm) so a server
+    can answer it where the group's common prompt prefix is still warm; it never changes the
+    answer (see ``societas.llm.affinity``). Without it, the key of the enclosing
+    ``affinity_scope`` applies.
     """
 
     async def generate(
@@ -162,6 +166,7 @@ class LanguageModel(Protocol):
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> SchemaT: ...
 
     async def chat_text(
@@ -171,6 +176,7 @@ class LanguageModel(Protocol):
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str: ...
 
     async def complete(
@@ -180,6 +186,7 @@ class LanguageModel(Protocol):
         purpose: str,
         params: SamplingParams | None = None,
         sample_index: int = 0,
+        affinity: str | None = None,
     ) -> str: ...
 
     async def embed(

@@ -90,6 +90,7 @@ def usage(conn: sqlite3.Connection, meta: RunMeta, step: int) -> dict[str, Any]:
     rows = conn.execute(
         "SELECT COALESCE(json_extract(data, '$.purpose'), '?') AS purpose, COUNT(*), "
         "SUM(COALESCE(json_extract(data, '$.prompt_tokens'), 0)), "
+        "SUM(COALESCE(json_extract(data, '$.reused_prompt_tokens'), 0)), "
         "SUM(COALESCE(json_extract(data, '$.completion_tokens'), 0)), "
         "SUM(CASE WHEN json_extract(data, '$.cached') THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN json_extract(data, '$.error') IS NOT NULL THEN 1 ELSE 0 END), "
@@ -103,18 +104,28 @@ def usage(conn: sqlite3.Connection, meta: RunMeta, step: int) -> dict[str, Any]:
             "purpose": str(purpose),
             "calls": calls,
             "prompt_tokens": int(prompt or 0),
+            "reused_prompt_tokens": int(reused or 0),
+            "reuse_share": _share(int(reused or 0), int(prompt or 0)),
             "completion_tokens": int(completion or 0),
             "cached": cached,
             "errors": errors,
             "latency_s": round(float(latency or 0.0), 3),
         }
-        for purpose, calls, prompt, completion, cached, errors, latency in rows
+        for purpose, calls, prompt, reused, completion, cached, errors, latency in rows
     ]
     totals = {
         key: sum(p[key] for p in purposes)
-        for key in ("calls", "prompt_tokens", "completion_tokens", "cached", "errors")
+        for key in (
+            "calls",
+            "prompt_tokens",
+            "reused_prompt_tokens",
+            "completion_tokens",
+            "cached",
+            "errors",
+        )
     }
     totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
+    totals["reuse_share"] = _share(totals["reused_prompt_tokens"], totals["prompt_tokens"])
     hours = _elapsed_hours(conn, meta, step)
     agent_hours = hours * len(meta.agents)
     per_agent_hour = {
@@ -129,6 +140,11 @@ def usage(conn: sqlite3.Connection, meta: RunMeta, step: int) -> dict[str, Any]:
         "per_agent_hour": per_agent_hour,
         "purposes": purposes,
     }
+
+
+def _share(reused: int, prompt: int) -> float | None:
+    """Reused prompt tokens over prompt tokens sent, rounded; None when no prompt was sent."""
+    return round(reused / prompt, 4) if prompt > 0 else None
 
 
 def _elapsed_hours(conn: sqlite3.Connection, meta: RunMeta, step: int) -> float:

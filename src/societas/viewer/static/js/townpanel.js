@@ -154,23 +154,27 @@ export class TownPanel {
     this.networkNote.textContent = `${pairs} pairs have talked, ${talks} conversation links so far. Click a node to open the agent.`;
   }
 
+  // The server's prefix reuse: the share of prompt tokens it did not have to read again.
   renderUsage(usage) {
     const perHour = usage.per_agent_hour;
     const callsHigh = perHour.calls !== null && perHour.calls > TARGET_CALLS;
     const tokensHigh = perHour.tokens !== null && perHour.tokens > TARGET_TOKENS;
     const cachedShare = usage.totals.calls ? usage.totals.cached / usage.totals.calls : 0;
     const table = el('table', { class: 'table' },
-      el('thead', {}, el('tr', {}, ['purpose', 'calls', 'prompt', 'completion', 'cached'].map((h) => el('th', { text: h })))),
+      el('thead', {}, el('tr', {}, ['purpose', 'calls', 'prompt', 'reused', 'completion', 'cached'].map((h) => el('th', { text: h })))),
       el('tbody', {}, usage.purposes.map((p) => el('tr', {},
         el('td', { text: p.purpose }), el('td', { text: formatNumber(p.calls) }),
-        el('td', { text: formatNumber(p.prompt_tokens) }), el('td', { text: formatNumber(p.completion_tokens) }),
+        el('td', { text: formatNumber(p.prompt_tokens) }), el('td', { text: shareText(p.reuse_share) }),
+        el('td', { text: formatNumber(p.completion_tokens) }),
         el('td', { text: formatNumber(p.cached) })))));
     this.usageBox.replaceChildren(
       el('div', { class: 'figures' },
         figure('calls / agent-hour', formatNumber(perHour.calls, 2), `target ≤ ${TARGET_CALLS}`, callsHigh),
         figure('tokens / agent-hour', formatNumber(perHour.tokens, 0), `target ≤ ${formatNumber(TARGET_TOKENS)}`, tokensHigh),
         figure('model calls', formatNumber(usage.totals.calls), `${Math.round(cachedShare * 100)}% cached`),
-        figure('tokens', formatNumber(usage.totals.tokens), `${formatNumber(usage.totals.errors)} errors`)),
+        figure('tokens', formatNumber(usage.totals.tokens), `${formatNumber(usage.totals.errors)} errors`),
+        figure('prompt reused', shareText(usage.totals.reuse_share),
+          `${formatNumber(usage.totals.reused_prompt_tokens)} of ${formatNumber(usage.totals.prompt_tokens)} prompt tokens read before`)),
       el('p', { class: 'muted small', text: `${formatNumber(usage.agent_hours, 1)} agent-hours (${formatNumber(usage.game_hours, 1)} game hours × ${this.names.length} agents)` }),
       usage.purposes.length ? table : el('p', { class: 'muted', text: 'No model calls yet.' }));
   }
@@ -183,4 +187,8 @@ export class TownPanel {
       this.summaryBox.replaceChildren(el('p', { class: 'muted', text: error.status === 404 ? 'Written when the run finishes.' : error.message }));
     }
   }
+}
+
+function shareText(share) {
+  return share === null || share === undefined ? 'n/a' : `${Math.round(share * 100)}%`;
 }
