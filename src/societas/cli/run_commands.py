@@ -32,16 +32,17 @@ from societas.distributed.pool import SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
 from societas.distributed.world import ray_world_shards
-from societas.engine.awareness import ask_awareness
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import RunSummary, summarise_run
+from societas.engine.measurements import RunSummary
 from societas.engine.runstore import RunStore, RunStoreError
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LLMError
+from societas.measurement.end_of_run import EndOfRunAnswers, ask_end_of_run
+from societas.measurement.town_summary import TownSummary, summarise_town
 from societas.memory.retrieval import RetrievalWeights
 from societas.world.errors import ScenarioError, WorldError
 from societas.world.scenario import Scenario, load_scenario, scenario_from_text
@@ -72,7 +73,8 @@ InterviewsOption = Annotated[
     bool,
     typer.Option(
         "--interviews/--no-interviews",
-        help="At the end, ask every agent whether it knows each seeded piece of news.",
+        help="At the end, ask every agent each news item's open question (graded against the "
+        "item's facts) and whom it knows.",
     ),
 ]
 
@@ -209,8 +211,8 @@ async def _run_sharded(
             store.set_meta("budget", budget.to_meta())
             _, stopped = await _drive(run, until, started, guard)
     answers = None
-    if stopped is None and interviews and any(news.question for news in scenario.news):
-        console.print("Asking every agent what news it has heard...")
+    if stopped is None and interviews:
+        console.print("Asking every agent what it has heard and whom it knows...")
         with RunStore.open(out_dir, readonly=True) as reader:
             checkpoint = reader.latest_checkpoint()
         assert checkpoint is not None
@@ -218,7 +220,7 @@ async def _run_sharded(
         async with open_llm(
             options.model, base_url=options.base_url, endpoints=options.endpoints
         ) as llm:
-            answers = await ask_awareness(scenario, agents, llm, checkpoint.time)
+            answers = await ask_end_of_run(scenario, agents, llm, checkpoint.time)
     return _summarise(out_dir, scenario, answers), stopped
 
 
@@ -265,7 +267,7 @@ class _Steppable(Protocol):
     def close(self, status: str = "stopped") -> None: ...
 
 
-Answers = dict[str, dict[str, str]]
+Answers = EndOfRunAnswers
 
 
 async def _drive(
@@ -331,13 +333,11 @@ async def _drive(
 
 
 def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | None]]:
-    """Ask every agent of ``sim`` what news it has heard (when the scenario has questions)."""
+    """Ask every agent of ``sim`` each news item's open question and whom it knows."""
 
     async def ask() -> Answers | None:
-        if not any(news.question for news in sim.scenario.news):
-            return None
-        console.print("Asking every agent what news it has heard...")
-        return await ask_awareness(sim.scenario, sim.agents, llm, sim.now)
+        console.print("Asking every agent what it has heard and whom it knows...")
+        return await ask_end_of_run(sim.scenario, sim.agents, llm, sim.now)
 
     return ask
 
@@ -544,10 +544,10 @@ def _checkpoint_time(store: RunStore) -> Any:
 
 
 def _summarise(
-    run_dir: Path, scenario: Scenario, interviews: dict[str, dict[str, str]] | None = None
-) -> RunSummary:
+    run_dir: Path, scenario: Scenario, answers: EndOfRunAnswers | None = None
+) -> TownSummary:
     with RunStore.open(run_dir, readonly=True) as store:
-        summary = summarise_run(store, scenario.measurement_info(), interviews=interviews)
+        summary = summarise_town(store, scenario, answers)
     (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     return summary
 
