@@ -40,7 +40,6 @@ from pydantic import (
 )
 
 from societas.agents.persona import Persona
-from societas.world.news_facts import NewsFact, ambiguous_name, fact_problems
 from societas.world.errors import (
     FieldPath,
     Issue,
@@ -49,6 +48,7 @@ from societas.world.errors import (
     WorldError,
     did_you_mean,
 )
+from societas.world.news_facts import NewsFact, ambiguous_name, fact_problems
 from societas.world.places import PlaceTree, Tile, split_address
 from societas.world.tilemap import TileMap
 
