@@ -58,7 +58,7 @@ def interviewee(call: ScriptedCall) -> str:
             if known
             else "I don't know anyone by that name."
         )
-    if "club" in question:
+    if "new things" in question:
         told = "book club" in prompt.split("Question:")[0]
         return "Yes, the book club at the cafe on Sunday." if told else "No, I haven't heard."
     return f"I'm {name.split()[0]}. I would rather spend time with Noah or Iris."
