@@ -133,6 +133,8 @@ def test_news_heard_events_from_sources_who_did_not_know_do_not_count() -> None:
     events = [
         ev(12, "news_heard", "Cy", news_id="party", source="Di", source_knew=False),
         ev(20, "news_heard", "Bo", news_id="party", source="Ada", source_knew=True),
+        # The engine let Cy "know" from Di's mention, so it flags Cy as knowing: still no.
+        ev(30, "news_heard", "Ed", news_id="party", source="Cy", source_knew=True),
     ]
     result = news_diffusion(events, PARTY, agents=AGENTS, start=T0)
     assert sorted(result.first_heard) == ["Ada", "Bo"]

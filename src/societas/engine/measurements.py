@@ -205,7 +205,7 @@ def news_diffusion(
     """Trace ``item`` through the dialogue: initial knowers at ``start``, then listeners.
 
     ``"news_heard"`` reads the engine's ``news_heard`` events (skipping those whose source did
-    not know the item); ``"keywords"`` lets every listener of an utterance that mentions the item
+    not know the item by this measure); ``"keywords"`` lets every listener of an utterance that mentions the item
     (see :func:`detect_news`) learn it when the speaker knew it by then; ``"auto"`` uses
     ``news_heard`` events when the log has any, else keywords. Only the given agents count; only
     utterances carry news (an agent's own notes and memories never do).
@@ -238,7 +238,11 @@ def news_diffusion(
                 and event.agent
                 and event.data.get("source_knew", True) is not False
             ):
-                learn(event.agent, event.time, _optional_str(event.data.get("source")))
+                source = _optional_str(event.data.get("source"))
+                # The engine's own flag trusts whoever it let learn before; here the source
+                # must have learned from someone who knew (or known from the start).
+                if source is None or source in first_heard:
+                    learn(event.agent, event.time, source)
     else:
         participants = _conversation_participants(events)
         for event in events:
