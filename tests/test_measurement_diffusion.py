@@ -384,3 +384,20 @@ def test_a_failing_model_is_recorded_not_dropped(tmp_path: Path) -> None:
     assert [a.answer for a in answers.news] == [None, None]
     assert all(a.error for a in answers.news)
     assert [a.people for a in answers.acquaintances] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("answer", "respondent", "knows"),
+    [
+        ("Rosa runs the market, as always.", "Mei Chen", False),
+        ("Yes, I am running for a fourth term.", "Harold Finch", False),
+        ("The Alvarez family is running for the council, I think.", "Jonah Reed", False),
+        ("Rosa is running for the council seat against Harold.", "Jonah Reed", True),
+        ("I'm a candidate now; I file my papers on Monday.", "Rosa Alvarez", True),
+    ],
+)
+def test_the_town_council_facts(answer: str, respondent: str, knows: bool) -> None:
+    item = load_scenario("town").news_item("rosa_council")
+    assert item.question is not None
+    grade = grade_answer(answer, question=item.question, facts=item.facts, respondent=respondent)
+    assert grade.knows is knows
