@@ -401,3 +401,17 @@ def test_the_town_council_facts(answer: str, respondent: str, knows: bool) -> No
     assert item.question is not None
     grade = grade_answer(answer, question=item.question, facts=item.facts, respondent=respondent)
     assert grade.knows is knows
+
+
+def test_measurement_templates_name_their_answers_and_use_grammar_friendly_schemas() -> None:
+    from societas.prompts import list_prompts, load_prompt
+
+    names = list_prompts("societas.measurement")
+    assert names == ["acquaintances", "judge_fact"]
+    for name in names:
+        template = load_prompt("societas.measurement", name)
+        assert template.id == name
+        text = repr(template.answer_schema())
+        assert "anyOf" not in text and "pattern" not in text
+    verdict = load_prompt("societas.measurement", "judge_fact").answer_schema()
+    assert verdict["properties"]["verdict"]["enum"] == ["stated", "not stated"]
