@@ -103,7 +103,7 @@ def fact_problems(
                         (
                             index,
                             f"term {term!r} names several people or places ({', '.join(holders)});"
-                            " use a first name or a full name that names one",
+                            " use a name that names one (a full name)",
                         )
                     )
     return problems

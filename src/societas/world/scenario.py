@@ -533,7 +533,7 @@ class _ScenarioChecker:
                     self.add(
                         ("news", index, "keywords", group_index, word_index),
                         f"keyword {word!r} names several agents ({', '.join(holders)}); "
-                        "use a first name or a full name",
+                        "use a name that names one agent (a full name)",
                     )
         if news.facts and not news.question:
             self.add(("news", index, "facts"), "facts need a question to be asked about them")
