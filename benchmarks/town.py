@@ -29,12 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from societas.agents.agent import Agent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import summarise_run
+from societas.engine.measurements import detect_news, summarise_run
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.registry import open_llm
+from societas.measurement.end_of_run import ask_end_of_run
+from societas.measurement.town_summary import summarise_town
 from societas.world.scenario import Scenario, load_scenario
 
 # Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and
@@ -140,6 +143,78 @@ def after_first_hour(
     }
 
 
+def storyline_agents(scenario: Scenario, count: int) -> list[str]:
+    """``count`` agents chosen so that every storyline (news item) is in, in scenario order.
+
+    A storyline needs someone who knows it and someone it matters to who does not yet: first the
+    first initial knower of each item (Rosa; Lena), then agents who know several items at the start
+    (Tomas, who bridges the two storylines), then agents with a stake in an item who do not know it
+    (named in its description, or whose persona mentions its first keyword group: Harold, the rival
+    candidate; Mei, the clerk who takes the papers), then the rest. With 5 agents of the default
+    town: Rosa, Lena, Tomas, Harold, Mei. A second party knower (Daniel) adds less than the council
+    storyline's listeners: the party still spreads from Lena and Tomas.
+    """
+    names = scenario.agent_names()
+    order: list[str] = []
+
+    def take(candidates: list[str]) -> None:
+        order.extend(name for name in candidates if name not in order)
+
+    take([news.initial_knowers[0] for news in scenario.news if news.initial_knowers])
+    take([n for n in names if sum(n in news.initial_knowers for news in scenario.news) > 1])
+    for news in scenario.news:
+        take(
+            [
+                spec.name
+                for spec in scenario.agents
+                if spec.name not in news.initial_knowers
+                and (
+                    spec.name in news.description
+                    or detect_news(
+                        " ".join([spec.situation, *scenario.initial_memories(spec.name)]),
+                        news.keywords[:1],
+                    )
+                )
+            ]
+        )
+    take(names)
+    return order[:count]
+
+
+async def graded_figures(scenario: Scenario, model: str, run_dir: Path, cache: Path) -> Any:
+    """Ask the end-of-run questions of the run in ``run_dir``; its graded figures, as JSON."""
+    with RunStore.open(run_dir, readonly=True) as store:
+        checkpoint = store.latest_checkpoint()
+    assert checkpoint is not None
+    agents = {name: Agent.from_state(a) for name, a in checkpoint.state["agents"].items()}
+    async with open_llm(model, cache_path=cache) as llm:
+        answers = await ask_end_of_run(scenario, agents, llm, checkpoint.time)
+    with RunStore.open(run_dir, readonly=True) as store:
+        summary = summarise_town(store, scenario, answers)
+    stated = summary.stated_network
+    return {
+        "news": {
+            figure.news_id: {
+                "knows_graded": f"{len(figure.knows)}/{figure.agents}",
+                "question_failed": len(figure.failed),
+                "denied": len(figure.denied),
+                "keyword_spread": f"{len(figure.keyword_knowers)}/{figure.agents}",
+                "hallucinated": f"{len(figure.hallucinated)}/{len(figure.never_heard)}",
+                "answers": figure.answers,
+            }
+            for figure in summary.graded_news
+        },
+        "stated_network": None
+        if stated is None
+        else {
+            "density": round(stated.density, 4),
+            "answered": f"{stated.answered}/{stated.agents}",
+            "ties_in_known_network": f"{stated.in_known_network}/{stated.edges}",
+        },
+        "summary_lines": summary.news_lines() + summary.network_lines(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="town")
@@ -156,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_scenario(args.scenario)
-    scenario = base.with_agents(base.agent_names()[: args.agents])
+    scenario = base.with_agents(storyline_agents(base, args.agents))
     agents = len(scenario.agents)
     work = args.keep or Path(tempfile.mkdtemp(prefix="societas-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -165,6 +240,7 @@ def main() -> None:
     replay = asyncio.run(
         simulate(scenario, args.model, args.hours, args.seed, work, "replay", cache)
     )
+    graded = asyncio.run(graded_figures(scenario, args.model, work / "first", cache))
 
     # Backend calls and tokens as the meter counted them (a call answered from the cache within
     # the first run costs nothing and is not counted).
@@ -203,6 +279,8 @@ def main() -> None:
         "share_outside_model": round(replay["wall_s"] / max(first["wall_s"], 1e-9), 4),
         "news_final_share": {n["news_id"]: n["final_share"] for n in first["summary"]["news"]},
         "network_density_end": first["summary"]["network"]["end"],
+        "agent_names": scenario.agent_names(),
+        "graded": graded,
         "original": ORIGINAL,
         "target": TARGET,
         "calls_ratio_vs_original": round(calls / agent_hours / ORIGINAL["calls_per_agent_hour"], 4),

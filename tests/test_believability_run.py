@@ -58,7 +58,7 @@ def interviewee(call: ScriptedCall) -> str:
             if known
             else "I don't know anyone by that name."
         )
-    if "club" in question:
+    if "new things" in question:
         told = "book club" in prompt.split("Question:")[0]
         return "Yes, the book club at the cafe on Sunday." if told else "No, I haven't heard."
     return f"I'm {name.split()[0]}. I would rather spend time with Noah or Iris."
@@ -108,7 +108,7 @@ async def test_questions_come_from_the_event_log(tmp_path: Path) -> None:
     assert "owner of Corner Cafe" in who.expected["details"]
     stranger = next(q for q in questions if q.agent == "Noah Bell" and q.grader == "stranger")
     assert stranger.expected["person"] not in run.people  # everyone in the duo has met
-    news = by_text[("Noah Bell", "Do you know of any club starting in town?")]
+    news = by_text[("Noah Bell", "What have you heard about new things starting up around here?")]
     assert news.expected["knows"] is True
     plan = next(q for q in questions if q.agent == "Noah Bell" and q.grader == "plan_at")
     assert plan.expected["activity"] in {b.activity for b in noah.plan}

@@ -94,14 +94,16 @@ def test_detect_news_phrases_and_unicode() -> None:
 # --------------------------------------------------------------------------- diffusion
 
 
-def test_diffusion_from_keywords_follows_listeners() -> None:
+def test_diffusion_from_keywords_follows_listeners_of_speakers_who_knew() -> None:
     events = [
-        ev(5, "conversation", None, id="c2", participants=["Cy", "Di", "Ed"], place="park"),
+        ev(5, "conversation", None, id="c2", participants=["Bo", "Cy", "Di", "Ed"], place="park"),
         say(10, "Ada", ["Bo"], "Bo, come to the party at Hobbs Cafe!"),
         say(20, "Bo", ["Cy"], "Nice weather today", conv="c3"),
-        # Cy never heard it but mentions it: Di hears it, and Ed as a participant of c2.
+        # Cy never heard it: a mention from someone who did not know passes nothing on.
         say(30, "Cy", ["Di"], "Is there a party at the cafe?", conv="c2"),
         say(40, "Di", ["Cy"], "I heard of the party at hobbs", conv="c2"),
+        # Bo knew: Cy hears it, and Di and Ed as participants of c2.
+        say(45, "Bo", ["Cy"], "Yes, the party at the cafe", conv="c2"),
         say(50, "Bo", ["Zed"], "party at the cafe", conv="c4"),  # Zed is not an agent
     ]
     result = news_diffusion(events, PARTY, agents=AGENTS, start=T0)
@@ -109,13 +111,33 @@ def test_diffusion_from_keywords_follows_listeners() -> None:
     assert [(p.time, p.count, p.names) for p in result.series] == [
         (T0, 1, ["Ada"]),
         (at(10), 2, ["Ada", "Bo"]),
-        (at(30), 4, ["Ada", "Bo", "Di", "Ed"]),
-        (at(40), 5, ["Ada", "Bo", "Cy", "Di", "Ed"]),
+        (at(45), 5, ["Ada", "Bo", "Cy", "Di", "Ed"]),
     ]
-    assert result.sources == {"Ada": None, "Bo": "Ada", "Di": "Cy", "Ed": "Cy", "Cy": "Di"}
+    assert result.sources == {"Ada": None, "Bo": "Ada", "Cy": "Bo", "Di": "Bo", "Ed": "Bo"}
     assert result.initial_count == 1 and result.final_count == 5
     assert result.final_share == 1.0
-    assert result.knowers_at(at(29)) == ["Ada", "Bo"]
+    assert result.knowers_at(at(44)) == ["Ada", "Bo"]
+
+
+def test_keyword_diffusion_ignores_notes_and_speakers_who_did_not_know() -> None:
+    events = [
+        # Bo's own note about someone, full of the keywords, is not hearing the news.
+        ev(5, "relationship", "Bo", other="Ada", summary="Ada talked about the party at the cafe"),
+        say(10, "Cy", ["Bo"], "There is a party at the cafe, I guess?"),  # Cy never heard it
+    ]
+    result = news_diffusion(events, PARTY, agents=AGENTS, start=T0, method="keywords")
+    assert result.final_count == 1 and result.sources == {"Ada": None}
+
+
+def test_news_heard_events_from_sources_who_did_not_know_do_not_count() -> None:
+    events = [
+        ev(12, "news_heard", "Cy", news_id="party", source="Di", source_knew=False),
+        ev(20, "news_heard", "Bo", news_id="party", source="Ada", source_knew=True),
+        # The engine let Cy "know" from Di's mention, so it flags Cy as knowing: still no.
+        ev(30, "news_heard", "Ed", news_id="party", source="Cy", source_knew=True),
+    ]
+    result = news_diffusion(events, PARTY, agents=AGENTS, start=T0)
+    assert sorted(result.first_heard) == ["Ada", "Bo"]
 
 
 def test_diffusion_prefers_news_heard_events_when_the_log_has_them() -> None:

@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel
 
 from societas.agents.agent import Agent
-from societas.engine.awareness import ask_awareness, interview_count
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
 from societas.engine.measurements import model_usage
@@ -31,6 +30,7 @@ from societas.llm.fake_backend import ScriptedBackend
 from societas.llm.meter import CallRecord
 from societas.llm.slots import SlotScheduler
 from societas.llm.types import Message, SamplingParams
+from societas.measurement.end_of_run import ask_end_of_run, question_count
 from societas.testing.scripted_model import fake_backends
 from societas.world.scenario import load_scenario
 
@@ -203,11 +203,11 @@ async def test_interviews_count_every_question_for_the_progress_bar() -> None:
         for spec in scenario.agent_specs()[:3]
     }
     ticks: list[int] = []
-    answers = await ask_awareness(
+    answers = await ask_end_of_run(
         scenario, sim_agents, llm, scenario.start_time, on_answer=lambda: ticks.append(1)
     )
-    assert len(ticks) == interview_count(scenario, 3) > 0
-    assert sum(len(by_agent) for by_agent in answers.values()) <= len(ticks)
+    assert len(ticks) == question_count(scenario, 3) > 0
+    assert len(answers.news) + len(answers.acquaintances) == len(ticks)
     assert {r.affinity for r in chat.requests} <= set(sim_agents)
 
 

@@ -221,34 +221,29 @@ def test_good_file_loads_with_its_content() -> None:
             "List should have at least 1 item",
         ),
         (
-            "question: Do you know of any club starting in town?\n",
-            "question: Do you know of any club starting in town?\n"
-            + GATHERING.replace("Iris Vance", "Iris Vanse"),
+            "        match: [Sunday]\n",
+            "        match: [Sunday]\n" + GATHERING.replace("Iris Vance", "Iris Vanse"),
             "gatherings[0].host",
             "host:",
             "unknown agent 'Iris Vanse' (did you mean 'Iris Vance'?)",
         ),
         (
-            "question: Do you know of any club starting in town?\n",
-            "question: Do you know of any club starting in town?\n"
-            + GATHERING.replace("Corner Cafe", "Corner Caffe"),
+            "        match: [Sunday]\n",
+            "        match: [Sunday]\n" + GATHERING.replace("Corner Cafe", "Corner Caffe"),
             "gatherings[0].place",
             "place:",
             "unknown room or area 'Corner Caffe' (did you mean 'Corner Cafe'?)",
         ),
         (
-            "question: Do you know of any club starting in town?\n",
-            "question: Do you know of any club starting in town?\n"
-            + GATHERING.replace("16:00", "14:00"),
+            "        match: [Sunday]\n",
+            "        match: [Sunday]\n" + GATHERING.replace("16:00", "14:00"),
             "gatherings[0].end",
             "end: 2026-03-08T14:00",
             "a gathering must end after it starts",
         ),
         (
-            "question: Do you know of any club starting in town?\n",
-            "question: Do you know of any club starting in town?\n"
-            + GATHERING
-            + "    news_id: bookclub\n",
+            "        match: [Sunday]\n",
+            "        match: [Sunday]\n" + GATHERING + "    news_id: bookclub\n",
             "gatherings[0].news_id",
             "news_id:",
             "unknown news 'bookclub' (did you mean 'book_club'?)",

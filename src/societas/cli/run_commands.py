@@ -47,10 +47,9 @@ from societas.distributed.session import RayError, ray_session
 from societas.distributed.shards import open_sharded_llm
 from societas.distributed.world import ray_world_shards
 from societas.durable import write_atomic
-from societas.engine.awareness import ask_awareness, interview_count
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import RunSummary, summarise_run
+from societas.engine.measurements import RunSummary
 from societas.engine.resume import resume_simulation
 from societas.engine.run_directory import SCENARIO_COPY, SUMMARY_FILE, check_resumable
 from societas.engine.runstore import RunStore, RunStoreError
@@ -59,6 +58,8 @@ from societas.engine.simulation import Simulation
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LLMError
+from societas.measurement.end_of_run import EndOfRunAnswers, ask_end_of_run, question_count
+from societas.measurement.town_summary import TownSummary, summarise_town
 from societas.memory.retrieval import RetrievalWeights
 from societas.world.errors import ScenarioError, WorldError
 from societas.world.scenario import Scenario, load_scenario, scenario_from_text
@@ -87,7 +88,8 @@ InterviewsOption = Annotated[
     bool,
     typer.Option(
         "--interviews/--no-interviews",
-        help="At the end, ask every agent whether it knows each seeded piece of news.",
+        help="At the end, ask every agent each news item's open question (graded against the "
+        "item's facts) and whom it knows.",
     ),
 ]
 
@@ -230,7 +232,7 @@ async def _run_sharded(
             store.set_meta("budget", budget.to_meta())
             _, stopped = await _drive(run, until, started, guard)
     answers = None
-    if stopped is None and interviews and any(news.question for news in scenario.news):
+    if stopped is None and interviews:
         with RunStore.open(out_dir, readonly=True) as reader:
             checkpoint = reader.latest_checkpoint()
         assert checkpoint is not None
@@ -285,7 +287,7 @@ class _Steppable(Protocol):
     def close(self, status: str = "stopped") -> None: ...
 
 
-Answers = dict[str, dict[str, str]]
+Answers = EndOfRunAnswers
 
 
 async def _drive(
@@ -351,11 +353,9 @@ async def _drive(
 
 
 def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | None]]:
-    """Ask every agent of ``sim`` what news it has heard (when the scenario has questions)."""
+    """Ask every agent of ``sim`` each news item's open question and whom it knows."""
 
     async def ask() -> Answers | None:
-        if not any(news.question for news in sim.scenario.news):
-            return None
         return await _ask_with_progress(sim.scenario, sim.agents, llm, sim.now)
 
     return ask
@@ -364,11 +364,12 @@ def _interviews(sim: Simulation, llm: LLM) -> Callable[[], Awaitable[Answers | N
 async def _ask_with_progress(
     scenario: Scenario, agents: dict[str, Agent], llm: LLM, now: datetime
 ) -> Answers:
-    """The news interviews (:func:`ask_awareness`) behind a progress bar counting questions."""
+    """The end-of-run questions (:func:`ask_end_of_run`) behind a progress bar counting them."""
     with _progress() as progress:
-        total = interview_count(scenario, len(agents))
-        task = progress.add_task("interviews", total=total, info="what news has each heard?")
-        return await ask_awareness(
+        total = question_count(scenario, len(agents))
+        info = "what has each heard, whom does each know?"
+        task = progress.add_task("interviews", total=total, info=info)
+        return await ask_end_of_run(
             scenario, agents, llm, now, on_answer=lambda: progress.advance(task)
         )
 
@@ -621,10 +622,10 @@ def _checkpoint_time(store: RunStore) -> Any:
 
 
 def _summarise(
-    run_dir: Path, scenario: Scenario, interviews: dict[str, dict[str, str]] | None = None
-) -> RunSummary:
+    run_dir: Path, scenario: Scenario, answers: EndOfRunAnswers | None = None
+) -> TownSummary:
     with RunStore.open(run_dir, readonly=True) as store:
-        summary = summarise_run(store, scenario.measurement_info(), interviews=interviews)
+        summary = summarise_town(store, scenario, answers)
     write_atomic(run_dir / SUMMARY_FILE, summary.model_dump_json(indent=2))
     return summary
 

@@ -205,9 +205,12 @@ def news_diffusion(
 ) -> NewsDiffusion:
     """Trace ``item`` through the dialogue: initial knowers at ``start``, then listeners.
 
-    ``"news_heard"`` reads the engine's ``news_heard`` events; ``"keywords"`` lets every listener
-    of an utterance that mentions the item (see :func:`detect_news`) learn it; ``"auto"`` uses
-    ``news_heard`` events when the log has any, else keywords. Only the given agents count.
+    ``"news_heard"`` reads the engine's ``news_heard`` events (skipping those whose source did
+    not know the item by this measure); ``"keywords"`` lets every listener of an utterance that
+    mentions the item (see :func:`detect_news`) learn it when the speaker knew it by then;
+    ``"auto"`` uses
+    ``news_heard`` events when the log has any, else keywords. Only the given agents count; only
+    utterances carry news (an agent's own notes and memories never do).
     """
     members = set(agents)
     chosen = _choose_method(events, method)
@@ -231,8 +234,17 @@ def news_diffusion(
     initial_count = len(first_heard)
     if chosen == "news_heard":
         for event in events:
-            if event.kind == "news_heard" and event.data.get("news_id") == item.id and event.agent:
-                learn(event.agent, event.time, _optional_str(event.data.get("source")))
+            if (
+                event.kind == "news_heard"
+                and event.data.get("news_id") == item.id
+                and event.agent
+                and event.data.get("source_knew", True) is not False
+            ):
+                source = _optional_str(event.data.get("source"))
+                # The engine's own flag trusts whoever it let learn before; here the source
+                # must have learned from someone who knew (or known from the start).
+                if source is None or source in first_heard:
+                    learn(event.agent, event.time, source)
     else:
         participants = _conversation_participants(events)
         for event in events:
@@ -241,6 +253,8 @@ def news_diffusion(
             ):
                 continue
             speaker = _optional_str(event.data.get("speaker")) or event.agent
+            if speaker not in first_heard:
+                continue  # a mention by someone who did not know the item passes nothing on
             for listener in sorted(_listeners(event, participants) - {speaker}):
                 learn(listener, event.time, speaker)
     return NewsDiffusion(
@@ -740,21 +754,8 @@ class RunSummary(BaseModel):
                     f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens, "
                     f"{_reuse_text(totals, short=True)}"
                 )
-        for news in self.news:
-            lines.append(
-                f"News {news.news_id!r}: {news.initial_count} -> {news.final_count} of "
-                f"{self.agents} agents ({news.final_share:.0%}, from {news.method})"
-            )
-        for check in self.awareness:
-            lines.append(
-                f"Interviews on {check.news_id!r}: agreement {check.agreement:.0%}, "
-                f"{len(check.hallucinated)} hallucinated, {len(check.missed)} missed"
-            )
-        lines.append(
-            f"Network density: conversations {self.network.start.conversation:.2f} -> "
-            f"{self.network.end.conversation:.2f}; knows {self.network.start.knows:.2f} -> "
-            f"{self.network.end.knows:.2f}"
-        )
+        lines += self.news_lines()
+        lines += self.network_lines()
         for gathering in self.gatherings:
             invited = (
                 ""
@@ -767,6 +768,28 @@ class RunSummary(BaseModel):
                 f"{len(gathering.attendees)} attended{invited}"
             )
         return "\n".join(lines)
+
+    def news_lines(self) -> list[str]:
+        """The news diffusion and interview lines of :meth:`describe`."""
+        lines = [
+            f"News {news.news_id!r}: {news.initial_count} -> {news.final_count} of "
+            f"{self.agents} agents ({news.final_share:.0%}, from {news.method})"
+            for news in self.news
+        ]
+        lines += [
+            f"Interviews on {check.news_id!r}: agreement {check.agreement:.0%}, "
+            f"{len(check.hallucinated)} hallucinated, {len(check.missed)} missed"
+            for check in self.awareness
+        ]
+        return lines
+
+    def network_lines(self) -> list[str]:
+        """The network density lines of :meth:`describe`."""
+        return [
+            "Network density (scenario relationships + conversations): conversations "
+            f"{self.network.start.conversation:.2f} -> {self.network.end.conversation:.2f}; "
+            f"knows {self.network.start.knows:.2f} -> {self.network.end.knows:.2f}"
+        ]
 
 
 def summarise_run(

@@ -47,6 +47,7 @@ from societas.world.errors import (
     WorldError,
     did_you_mean,
 )
+from societas.world.news_facts import NewsFact, ambiguous_name, fact_problems
 from societas.world.places import PlaceTree, Tile, split_address
 from societas.world.tilemap import TileMap
 from societas.world.yaml_reader import read_yaml
@@ -125,8 +126,14 @@ class NewsSpec(_Spec):
     question: str | None = Field(
         default=None,
         max_length=300,
-        description="What to ask each agent at the end of a run to learn who knows (without "
-        "telling them the news), e.g. 'Do you know who is running for the council?'.",
+        description="The open question asked of each agent at the end of a run to learn who "
+        "knows, phrased without giving the news away, e.g. 'What have you heard about the town "
+        "council election?'.",
+    )
+    facts: list[NewsFact] = Field(
+        default_factory=list,
+        max_length=8,
+        description="What an answer to ``question`` must state to count as knowing the news.",
     )
 
 
@@ -352,7 +359,7 @@ class _ScenarioChecker:
         places = PlaceTree(room_grid, objects)
         self.check_spawns(tilemap)
         self.check_agents(places)
-        self.check_news()
+        self.check_news(places)
         self.check_gatherings(places)
         self.fail_if_any()
         return places, TileMap(tilemap.walkable, places)
@@ -500,7 +507,7 @@ class _ScenarioChecker:
         choices = [*places.rooms(), *extra]
         self.add(path, f"unknown place {address!r}{did_you_mean(address, choices)}")
 
-    def check_news(self) -> None:
+    def check_news(self, places: PlaceTree) -> None:
         names = self.scenario.agent_names()
         ids = Counter(news.id for news in self.scenario.news)
         for index, news in enumerate(self.scenario.news):
@@ -512,6 +519,26 @@ class _ScenarioChecker:
                         ("news", index, "initial_knowers", position),
                         f"unknown agent {knower!r}{did_you_mean(knower, names)}",
                     )
+            self.check_news_words(index, news, names, places.areas())
+
+    def check_news_words(
+        self, index: int, news: NewsSpec, names: list[str], places: list[str]
+    ) -> None:
+        """Keywords and facts must not credit a mention of someone else (a shared surname), and
+        facts need a question whose own words cannot count as stating them."""
+        for group_index, group in enumerate(news.keywords):
+            for word_index, word in enumerate(group):
+                holders = ambiguous_name(word, names, [])
+                if holders:
+                    self.add(
+                        ("news", index, "keywords", group_index, word_index),
+                        f"keyword {word!r} names several agents ({', '.join(holders)}); "
+                        "use a name that names one agent (a full name)",
+                    )
+        if news.facts and not news.question:
+            self.add(("news", index, "facts"), "facts need a question to be asked about them")
+        for fact_index, message in fact_problems(news.facts, news.question, names, places):
+            self.add(("news", index, "facts", fact_index, "match"), message)
 
     def check_gatherings(self, places: PlaceTree) -> None:
         names = self.scenario.agent_names()
