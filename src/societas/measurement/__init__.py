@@ -1,0 +1,1 @@
+"""Metrics read from a recorded run (its event log and scenario), computed without a model."""
