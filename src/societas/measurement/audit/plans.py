@@ -20,12 +20,13 @@ WAKE_TOLERANCE = 60  # minutes between the routine's wake time and the plan's fi
 MEAL_TOLERANCE = 60  # minutes either side of a meal time the routine names
 LUNCH_BREAK = 90  # minutes of a meal inside work hours that do not count as missing work
 
-# When each meal may start (minutes after midnight), whatever the routine says.
+# When each meal may start (minutes after midnight, end exclusive), whatever the routine says;
+# the same windows the planner keeps meals in (societas.world.routine).
 MEAL_WINDOWS = {
-    "breakfast": (5 * 60, 10 * 60 + 30),
+    "breakfast": (5 * 60, 11 * 60),
     "brunch": (9 * 60, 13 * 60),
-    "lunch": (11 * 60, 15 * 60),
-    "dinner": (17 * 60, 22 * 60),
+    "lunch": (11 * 60, 15 * 60 + 30),
+    "dinner": (17 * 60, 22 * 60 + 30),
 }
 _MEAL_WORDS = {"breakfast": "breakfast", "brunch": "brunch", "lunch": "lunch"}
 _MEAL_WORDS |= {"dinner": "dinner", "supper": "dinner"}
@@ -101,7 +102,7 @@ def _meal_times(record: RunRecord, plans: list[DayPlan], planned: float) -> Chec
 
 def _meal_time_fits(meal: str, start: int, routine: Routine | None) -> bool:
     early, late = MEAL_WINDOWS[meal]
-    if early <= start <= late:
+    if early <= start < late:
         return True
     usual = [m.time for m in routine.meals if m.meal == meal] if routine else []
     return any(abs(start - time) <= MEAL_TOLERANCE for time in usual)
@@ -268,8 +269,24 @@ def _routine_anchors(record: RunRecord, plans: list[DayPlan]) -> list[CheckResul
 
 
 def _away_from_work(plan: DayPlan, work: Work) -> list[Finding]:
-    """Blocks during work hours at another place (a meal break of up to 90 min excepted)."""
+    """Blocks during work hours at another place (a meal break of up to 90 min excepted), and
+    work hours the plan leaves out (still asleep, or already in bed)."""
     findings = []
+    first, last = plan.blocks[0], plan.blocks[-1]
+    day = f"{clock(first.start)}-{clock(last.end)}"
+    for start, end in (
+        (work.start, min(work.end, first.start)),
+        (max(work.start, last.end), work.end),
+    ):
+        if end > start:
+            findings.append(
+                Finding(
+                    agent=plan.agent,
+                    when=f"{plan.day} {clock(start)}-{clock(end)}",
+                    detail=f"work hours outside the planned day, {day}",
+                    amount=end - start,
+                )
+            )
     for block in plan.blocks:
         overlap = min(block.end, work.end) - max(block.start, work.start)
         if overlap <= 0 or sector(block.place) == sector(work.place):
