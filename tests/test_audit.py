@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from societas.cli.app import app
 from societas.engine.events import Event
 from societas.engine.runstore import RunStore
 from societas.measurement.audit import AuditInputError, AuditReport, audit_events, audit_store
@@ -454,3 +456,34 @@ def test_audit_reads_a_run_store(tmp_path: Path) -> None:
     with RunStore.open(tmp_path, readonly=True) as store:
         report = audit_store(store, TOWN)
     assert report == audit(events).model_copy(update={"run": str(tmp_path)})
+
+
+def stored_run(directory: Path, events: list[Event]) -> Path:
+    """A run directory as ``societas run`` leaves it: the store and the scenario copy."""
+    with RunStore.create(directory, {"scenario": "town"}) as store:
+        for step in sorted({e.step for e in events}):
+            store.commit_step(step, at(10 * step), [e for e in events if e.step == step])
+    (directory / "scenario.yaml").write_text(TOWN.source_text, encoding="utf-8")
+    return directory
+
+
+def test_audit_command_prints_a_table_and_json(tmp_path: Path) -> None:
+    events = [e for e in clean_log() if e.kind != "routine"]
+    lena = plan("Lena Okafor", ("07:30", "22:00", "bake cakes", "Alder Creek:main street"))
+    run_dir = stored_run(tmp_path / "run", [*events, lena])
+    runner = CliRunner()
+    shown = runner.invoke(app, ["audit", str(run_dir)], terminal_width=120)
+    assert shown.exit_code == 0, shown.output
+    assert "long_blocks" in shown.output and "870" in shown.output
+    assert "wake_anchor: no routine recorded" in shown.output
+    as_json = runner.invoke(app, ["audit", str(run_dir), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    report = AuditReport.model_validate_json(as_json.output)
+    assert report.check("long_blocks").findings == 870
+    assert not report.check("wake_anchor").checked
+
+
+def test_audit_command_names_what_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["audit", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "has no scenario.yaml" in result.output

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.cli.audit_commands import AUDIT_FILE, print_run_audit
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
     RayCommand,
@@ -555,12 +556,14 @@ def _summarise(
 def _print_summary(summary: RunSummary, run_dir: Path) -> None:
     console.rule("[bold]Run summary")
     console.print(summary.describe(), highlight=False)
+    print_run_audit(run_dir, console)
     with RunStore.open(run_dir, readonly=True) as store:
         wall_s = store.get_meta("wall_s")
     if wall_s is not None:
         console.print(f"Wall time: {wall_s:.1f} s")
     console.print(
-        f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}).\n"
+        f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}, audit in "
+        f"{run_dir / AUDIT_FILE}).\n"
         f"Watch it:        societas serve {run_dir}\n"
         f"Run longer:      societas resume {run_dir} --hours 4\n"
         f'Ask an agent:    societas interview {run_dir} NAME "What are you doing today?"\n'

@@ -17,7 +17,11 @@ from societas.measurement.audit.plans import plan_checks
 from societas.measurement.audit.reader import AuditInputError, RunRecord, read_run, record_of
 from societas.measurement.audit.report import AuditReport, CheckResult, Finding
 from societas.measurement.audit.text import text_checks
-from societas.world.scenario import Scenario
+from societas.world.errors import ScenarioError, WorldError
+from societas.world.scenario import Scenario, scenario_from_text
+
+# The copy of its scenario that ``societas run`` keeps in every run directory.
+RUN_SCENARIO = "scenario.yaml"
 
 __all__ = [
     "AuditInputError",
@@ -26,6 +30,7 @@ __all__ = [
     "Finding",
     "audit_events",
     "audit_record",
+    "audit_run",
     "audit_store",
 ]
 
@@ -49,3 +54,20 @@ def audit_store(store: RunStore, scenario: Scenario) -> AuditReport:
 def audit_events(events: Sequence[Event], scenario: Scenario, *, name: str = "run") -> AuditReport:
     """Audit events given directly, in the order they were recorded."""
     return audit_record(record_of(events, scenario, name=name))
+
+
+def audit_run(run_dir: Path) -> AuditReport:
+    """Audit the run in ``run_dir`` against the scenario copy it was made from.
+
+    Raises :class:`AuditInputError` when the directory has no readable scenario copy, and
+    :class:`~societas.engine.runstore.RunStoreError` when it holds no run.
+    """
+    path = run_dir / RUN_SCENARIO
+    if not path.is_file():
+        raise AuditInputError(f"{run_dir} is not a run directory: it has no {RUN_SCENARIO}")
+    try:
+        scenario = scenario_from_text(path.read_text(encoding="utf-8"), source=str(path))
+    except (ScenarioError, WorldError) as error:
+        raise AuditInputError(str(error)) from error
+    with RunStore.open(run_dir, readonly=True) as store:
+        return audit_store(store, scenario)
