@@ -29,6 +29,7 @@ from societas.engine.measurements import summarise_run
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.registry import open_llm
+from societas.measurement.audit import audit_store
 from societas.world.scenario import Scenario, load_scenario
 
 # Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and
@@ -53,12 +54,14 @@ async def simulate(
     with RunStore.open(work / tag, readonly=True) as store:
         summary = summarise_run(store, scenario.measurement_info())
         hourly = calls_by_game_hour(store, scenario)
+        audit = audit_store(store, scenario)
     return {
         "wall_s": round(wall, 2),
         "model_load_s": round(opened - started, 2),
         "meter": json.loads(snapshot.model_dump_json()),
         "summary": json.loads(summary.model_dump_json()),
         "hourly": hourly,
+        "audit": json.loads(audit.model_dump_json()),
     }
 
 
@@ -152,6 +155,7 @@ def main() -> None:
         "share_outside_model": round(replay["wall_s"] / max(first["wall_s"], 1e-9), 4),
         "news_final_share": {n["news_id"]: n["final_share"] for n in first["summary"]["news"]},
         "network_density_end": first["summary"]["network"]["end"],
+        "audit": first["audit"],  # coherence findings over what each check looked at
         "original": ORIGINAL,
         "target": TARGET,
         "calls_ratio_vs_original": round(calls / agent_hours / ORIGINAL["calls_per_agent_hour"], 4),

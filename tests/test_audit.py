@@ -14,7 +14,16 @@ from typer.testing import CliRunner
 from societas.cli.app import app
 from societas.engine.events import Event
 from societas.engine.runstore import RunStore
-from societas.measurement.audit import AuditInputError, AuditReport, audit_events, audit_store
+from societas.evaluation.believability_sense import plan_sense_json
+from societas.measurement.audit import (
+    AuditInputError,
+    AuditReport,
+    audit_events,
+    audit_record,
+    audit_store,
+    plan_sense,
+)
+from societas.measurement.audit.reader import record_of
 from societas.measurement.audit.text import cut_off_reason, grammar_problem
 from societas.world.scenario import Scenario, load_scenario
 
@@ -440,7 +449,7 @@ def test_the_report_reads_back_from_json_and_prints_every_check() -> None:
         [*clean_log(), plan("Lena Okafor", ("07:30", "22:00", "bake", "Okafor Flat:bedroom"))]
     )
     again = AuditReport.model_validate(json.loads(report.model_dump_json()))
-    assert again == report
+    assert again.model_dump() == report.model_dump()
     table = report.describe()
     for check in report.checks:
         assert check.name in table
@@ -487,3 +496,48 @@ def test_audit_command_names_what_is_missing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["audit", str(tmp_path)])
     assert result.exit_code == 2
     assert "has no scenario.yaml" in result.output
+
+
+def test_plan_sense_counts_each_wrong_minute_once() -> None:
+    absurd = plan(
+        "Rosa Alvarez",
+        ("07:00", "08:00", "dinner", "Alvarez House:bedroom"),  # odd meal
+        ("08:00", "12:00", "go to work", "Chen-Reed House:bedroom"),  # another household
+        ("12:00", "18:00", "dinner", "Chen-Reed House:bedroom"),  # odd, repeated, foreign, long
+        ("18:00", "21:00", "start lunch", "Bluebird Cafe:dining room"),  # odd meal
+    )
+    tomas = next(e for e in clean_log() if e.kind == "plan" and e.agent == "Tomas Alvarez")
+    record = record_of([absurd, tomas], TOWN, name="test")
+    sense = plan_sense(record, audit_record(record))
+    assert (sense.sensible_minutes, sense.planned_minutes) == (930, 840 + 930)
+    assert sense.score == pytest.approx(930 / 1770, abs=1e-4)
+    assert sense.checks["foreign_homes"].startswith("600/1770")
+    assert not sense.routine_checked and "routine anchors not checked" in sense.describe()
+
+
+def test_plan_sense_of_a_sensible_day_is_one_and_counts_work_hours_away() -> None:
+    record = record_of(clean_log(), TOWN)
+    assert plan_sense(record, audit_record(record)).score == 1.0
+    away = [
+        routine("Rosa Alvarez", "06:00", "22:00", ("Alvarez Market:shop floor", "08:00", "18:00")),
+        plan(
+            "Rosa Alvarez",
+            ("06:00", "09:00", "stroll", "Willow Park:lawn"),
+            ("09:00", "18:00", "work", "Alvarez Market:shop floor"),
+            ("18:00", "22:00", "read", "Alvarez House:living room"),
+        ),
+    ]
+    record = record_of(away, TOWN)
+    sense = plan_sense(record, audit_record(record))
+    assert (sense.sensible_minutes, sense.planned_minutes) == (16 * 60 - 60, 16 * 60)
+    assert sense.routine_checked
+
+
+def test_plan_sense_for_the_evaluation_report(tmp_path: Path) -> None:
+    absurd = plan("Lena Okafor", ("07:30", "22:00", "bake cakes", "Alder Creek:main street"))
+    run_dir = stored_run(tmp_path / "run", [absurd])
+    document = plan_sense_json(run_dir)
+    assert document["score"] == 0.0 and document["planned_minutes"] == 870
+    assert "0/870 planned minutes" in document["note"]
+    missing = plan_sense_json(tmp_path / "nothing")
+    assert missing["score"] is None and "no plan sense" in missing["note"]

@@ -18,6 +18,7 @@ from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ab
 from societas.evaluation.believability_facts import EvaluationError, read_run
 from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
 from societas.evaluation.believability_report import evaluation_tables, write_evaluation
+from societas.evaluation.believability_sense import plan_sense_json
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LanguageModel, LLMError
@@ -184,6 +185,7 @@ def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
         interval = f"[{row.low:.2f}, {row.high:.2f}]"
         shown.add_row(str(row.category), f"{row.mean:.2f}", interval, str(row.answers))
     console.print(shown)
+    console.print(plan_sense_json(evaluation.run_dir)["note"], highlight=False)
 
 
 def _run_async(work: Any) -> Any:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from societas.evaluation.believability import Evaluation
 from societas.evaluation.believability_facts import EvaluationError
+from societas.evaluation.believability_sense import plan_sense_json
 from societas.evaluation.believability_stats import (
     Interval,
     ScoreTable,
@@ -110,6 +111,7 @@ def evaluation_document(
         "architecture": evaluation.architecture,
         "game_time": evaluation.game_time,
         "summary": summary_json(summary),
+        "plan_sense": plan_sense_json(evaluation.run_dir),
         "by_agent": agents.to_dict(orient="records"),
         "items": [item.model_dump(mode="json") for item in evaluation.items],
     }
@@ -171,6 +173,7 @@ def evaluation_html(
         f"<b>{number(summary.hallucination.estimate)}</b>.</p>",
         "<p class='note'>Scores are in [0, 1]; intervals are 95% cluster-bootstrap intervals "
         "over agents. Overall is the mean of the category means.</p>",
+        f"<p>Plans beside plan recall: {esc(plan_sense_json(evaluation.run_dir)['note'])}.</p>",
         "<h2>By category</h2>",
         forest_svg(forest_rows(rows), None),
         html_table(tables["by_category"]),

@@ -16,6 +16,7 @@ from societas.measurement.audit.dialogue import dialogue_checks
 from societas.measurement.audit.plans import plan_checks
 from societas.measurement.audit.reader import AuditInputError, RunRecord, read_run, record_of
 from societas.measurement.audit.report import AuditReport, CheckResult, Finding
+from societas.measurement.audit.sense import PlanSense, plan_sense
 from societas.measurement.audit.text import text_checks
 from societas.world.errors import ScenarioError, WorldError
 from societas.world.scenario import Scenario, scenario_from_text
@@ -28,10 +29,12 @@ __all__ = [
     "AuditReport",
     "CheckResult",
     "Finding",
+    "PlanSense",
     "audit_events",
     "audit_record",
     "audit_run",
     "audit_store",
+    "plan_sense_of_run",
 ]
 
 
@@ -57,7 +60,19 @@ def audit_events(events: Sequence[Event], scenario: Scenario, *, name: str = "ru
 
 
 def audit_run(run_dir: Path) -> AuditReport:
-    """Audit the run in ``run_dir`` against the scenario copy it was made from.
+    """Audit the run in ``run_dir`` (see :func:`read_run_dir` for what it needs there)."""
+    record = read_run_dir(run_dir)
+    return audit_record(record)
+
+
+def plan_sense_of_run(run_dir: Path) -> PlanSense:
+    """The plan sense of the run in ``run_dir``: its planned minutes that pass the audit."""
+    record = read_run_dir(run_dir)
+    return plan_sense(record, audit_record(record))
+
+
+def read_run_dir(run_dir: Path) -> RunRecord:
+    """The run in ``run_dir`` with the scenario copy it was made from.
 
     Raises :class:`AuditInputError` when the directory has no readable scenario copy, and
     :class:`~societas.engine.runstore.RunStoreError` when it holds no run.
@@ -70,4 +85,4 @@ def audit_run(run_dir: Path) -> AuditReport:
     except (ScenarioError, WorldError) as error:
         raise AuditInputError(str(error)) from error
     with RunStore.open(run_dir, readonly=True) as store:
-        return audit_store(store, scenario)
+        return read_run(store, scenario, name=str(run_dir))

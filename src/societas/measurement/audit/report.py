@@ -7,7 +7,7 @@ looked at nothing.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 EXAMPLES_KEPT = 5
 
@@ -34,6 +34,13 @@ class CheckResult(BaseModel):
     note: str = ""
     examples: list[Finding] = Field(default_factory=list)
     total_examples: int = 0
+    # Every finding, for figures computed over them (the plan sense); not saved.
+    _all: list[Finding] = PrivateAttr(default_factory=list)
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        """Every finding of this run (the saved report keeps only the first few)."""
+        return list(self._all) if self._all else list(self.examples)
 
     @property
     def rate(self) -> float | None:
@@ -61,7 +68,7 @@ def check_result(
     denominator: float,
 ) -> CheckResult:
     """A checked result from its findings (their amounts are summed)."""
-    return CheckResult(
+    result = CheckResult(
         name=name,
         family=family,
         description=description,
@@ -71,6 +78,8 @@ def check_result(
         examples=findings[:EXAMPLES_KEPT],
         total_examples=len(findings),
     )
+    result._all = list(findings)
+    return result
 
 
 def not_checked(name: str, family: str, description: str, unit: str, why: str) -> CheckResult:
