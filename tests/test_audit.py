@@ -541,3 +541,19 @@ def test_plan_sense_for_the_evaluation_report(tmp_path: Path) -> None:
     assert "0/870 planned minutes" in document["note"]
     missing = plan_sense_json(tmp_path / "nothing")
     assert missing["score"] is None and "no plan sense" in missing["note"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "There is no Daniel here today.",
+        "I'm Daniel's best friend, you know.",
+        "This morning Tomas fixed the shelves.",
+        "Oh Tomas, you are late!",
+        "See you at the park, Dad.",
+        "My dad Tomas says hi.",
+    ],
+)
+def test_names_that_are_not_a_wrong_address(text: str) -> None:
+    report = audit(talk(0, ["Mateo Alvarez", "Tomas Alvarez"], [("Mateo Alvarez", text)]))
+    assert findings(report, "identity") == (0, 1)

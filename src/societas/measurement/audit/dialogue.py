@@ -27,10 +27,13 @@ KIN_TERMS = {
     "husband": ((), ("husband",)),
     "wife": ((), ("wife",)),
 }
-_GREETING = (
+# Words that may open a line before a name ("Oh Tomas, ...") and words after which a name is
+# someone addressed anywhere in a line ("thanks Tomas").
+_OPENER = (
     r"(?:hi|hey|hello|morning|good morning|good afternoon|good evening|thanks|thank you|bye"
     r"|goodbye|oh|well|dear|sorry|yes|no|sure|okay|ok)"
 )
+_GREETING = r"(?:hi|hey|hello|good morning|good afternoon|good evening|thanks|thank you|goodbye)"
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def _wrong_name(line: Line, people: _People) -> str | None:
         if person is not None and person not in listeners:
             return f"calls {', '.join(sorted(listeners)) or 'nobody'} {called!r}"
     if names:
-        for match in re.finditer(rf"\b(?:i am|i'm|my name is)\s+({names})\b", line.text, re.I):
+        for match in re.finditer(
+            rf"\b(?:i am|i'm|my name is)\s+({names})\b(?!['’])", line.text, re.I
+        ):
             if people.by_name[match.group(1).lower()] != line.speaker:
                 return f"{line.speaker} says he or she is {match.group(1)}"
     return None
@@ -132,7 +137,7 @@ def _vocatives(text: str, names: str) -> Iterator[str]:
     if not names:
         return
     patterns = (
-        rf"^\W*(?:{_GREETING}\W+)?({names})\s*[,!?]",
+        rf"^\W*(?:{_OPENER}\W+)?({names})\s*[,!?]",
         rf"\b{_GREETING},?\s+({names})\b",
         rf",\s*({names})\s*[.!?]+\W*$",
     )
