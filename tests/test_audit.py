@@ -557,3 +557,16 @@ def test_plan_sense_for_the_evaluation_report(tmp_path: Path) -> None:
 def test_names_that_are_not_a_wrong_address(text: str) -> None:
     report = audit(talk(0, ["Mateo Alvarez", "Tomas Alvarez"], [("Mateo Alvarez", text)]))
     assert findings(report, "identity") == (0, 1)
+
+
+def test_a_reason_of_ones_own_is_no_invitation() -> None:
+    own = plan(
+        "Rosa Alvarez",
+        ("07:00", "08:00", "drop by", "Chen-Reed House:living room"),
+        reason="I want to see what is going on at Chen-Reed House",
+    )
+    assert findings(audit([own]), "foreign_homes")[0] == 60
+    agreed = own.model_copy(
+        update={"data": {**own.data, "reason": "agreed with Mei Chen: 07:00 tea @ Chen-Reed House"}}
+    )
+    assert findings(audit([agreed]), "foreign_homes")[0] == 0

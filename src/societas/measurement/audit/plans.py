@@ -32,6 +32,7 @@ _MEAL_WORDS = {"breakfast": "breakfast", "brunch": "brunch", "lunch": "lunch"}
 _MEAL_WORDS |= {"dinner": "dinner", "supper": "dinner"}
 _MEAL = re.compile(r"\b(" + "|".join(_MEAL_WORDS) + r")\b", re.IGNORECASE)
 _SLEEP = re.compile(r"\b(sleep|sleeping|asleep|nap|napping|bed|bedtime)\b", re.IGNORECASE)
+_AGREEMENT = re.compile(r"\s*agreed\b", re.IGNORECASE)  # how the engine words such a replan
 _WORK = re.compile(r"\b(work|works|working|shift|job|office|workshop)\b", re.IGNORECASE)
 
 
@@ -155,14 +156,15 @@ class _Households:
 
 def households(record: RunRecord) -> _Households:
     """Homes by sector, and for each agent the texts that may name a place it was invited to:
-    its commitments and agreements (plan reasons), plan and dialogue memories, and the
+    its agreements (the reasons of plans reshaped by one), plan and dialogue memories, and the
     memories the scenario gives it."""
     scenario = record.scenario
     texts: dict[str, list[str]] = {
         name: list(scenario.initial_memories(name)) for name in record.agents
     }
     for plan in record.plans:
-        texts.setdefault(plan.agent, []).append(plan.reason)
+        if _AGREEMENT.match(plan.reason):  # not a reaction's own reason to go somewhere
+            texts.setdefault(plan.agent, []).append(plan.reason)
     for memory in record.memories:
         if memory.kind in ("plan", "dialogue"):
             texts.setdefault(memory.agent, []).append(memory.text)
