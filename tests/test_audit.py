@@ -184,7 +184,7 @@ def findings(report: AuditReport, name: str) -> tuple[float, float]:
 
 def test_a_clean_log_has_no_finding() -> None:
     report = audit(clean_log())
-    found = {c.name: c.figure() for c in report.checks if c.findings or c.total_examples}
+    found = {c.name: c.figure() for c in report.checks if c.findings or c.cases}
     assert found == {}
     assert report.total_findings == 0
     assert all(check.checked for check in report.checks)

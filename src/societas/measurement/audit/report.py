@@ -33,7 +33,7 @@ class CheckResult(BaseModel):
     checked: bool = True
     note: str = ""
     examples: list[Finding] = Field(default_factory=list)
-    total_examples: int = 0
+    cases: int = Field(default=0, description="how many things were found wrong (blocks, lines...)")
     # Every finding, for figures computed over them (the plan sense); not saved.
     _all: list[Finding] = PrivateAttr(default_factory=list)
 
@@ -76,7 +76,7 @@ def check_result(
         findings=round(sum(f.amount for f in findings), 3),
         denominator=round(denominator, 3),
         examples=findings[:EXAMPLES_KEPT],
-        total_examples=len(findings),
+        cases=len(findings),
     )
     result._all = list(findings)
     return result
@@ -112,7 +112,7 @@ class AuditReport(BaseModel):
     @property
     def total_findings(self) -> int:
         """How many defects were found, each counted once (a block, a line, a memory)."""
-        return sum(result.total_examples for result in self.checks)
+        return sum(result.cases for result in self.checks)
 
     def describe(self, *, examples: int = 1) -> str:
         """A plain-text table: check, figure, and up to ``examples`` findings of each."""
