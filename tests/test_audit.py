@@ -570,3 +570,17 @@ def test_a_reason_of_ones_own_is_no_invitation() -> None:
         update={"data": {**own.data, "reason": "agreed with Mei Chen: 07:00 tea @ Chen-Reed House"}}
     )
     assert findings(audit([agreed]), "foreign_homes")[0] == 0
+
+
+@pytest.mark.parametrize("damage", ["no store", "bad scenario", "damaged store"])
+def test_audit_command_fails_clearly_on_a_broken_run(tmp_path: Path, damage: str) -> None:
+    run_dir = stored_run(tmp_path / "run", [ROSA_DAY])
+    if damage == "no store":
+        (run_dir / "run.sqlite").unlink()
+    elif damage == "bad scenario":
+        (run_dir / "scenario.yaml").write_text("name: [\n", encoding="utf-8")
+    else:
+        (run_dir / "run.sqlite").write_bytes(b"not a database" * 100)
+    result = CliRunner().invoke(app, ["audit", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
