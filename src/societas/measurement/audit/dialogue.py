@@ -183,7 +183,7 @@ def _unheard_news(record: RunRecord) -> CheckResult:
         "unheard_news",
         FAMILY,
         "lines stating a news item the speaker had not heard",
-        "lines mentioning news",
+        "news mentions in lines",
         findings,
         mentions,
     )
