@@ -74,6 +74,7 @@ def evaluate(
     except (EvaluationError, OSError) as error:
         _fail(str(error))
     _print_evaluation(evaluation, seed)
+    console.print(plan_sense_json(run_dir)["note"], highlight=False)  # beside plan recall
     console.print(f"\nWritten: {', '.join(str(f) for f in files)}")
 
 
@@ -185,7 +186,6 @@ def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
         interval = f"[{row.low:.2f}, {row.high:.2f}]"
         shown.add_row(str(row.category), f"{row.mean:.2f}", interval, str(row.answers))
     console.print(shown)
-    console.print(plan_sense_json(evaluation.run_dir)["note"], highlight=False)
 
 
 def _run_async(work: Any) -> Any:

@@ -110,8 +110,8 @@ def evaluation_document(
         "judge_model": evaluation.judge_model,
         "architecture": evaluation.architecture,
         "game_time": evaluation.game_time,
+        "plan_sense": plan_sense_json(evaluation.run_dir),  # beside plan recall (``plans``)
         "summary": summary_json(summary),
-        "plan_sense": plan_sense_json(evaluation.run_dir),
         "by_agent": agents.to_dict(orient="records"),
         "items": [item.model_dump(mode="json") for item in evaluation.items],
     }
@@ -173,10 +173,10 @@ def evaluation_html(
         f"<b>{number(summary.hallucination.estimate)}</b>.</p>",
         "<p class='note'>Scores are in [0, 1]; intervals are 95% cluster-bootstrap intervals "
         "over agents. Overall is the mean of the category means.</p>",
-        f"<p>Plans beside plan recall: {esc(plan_sense_json(evaluation.run_dir)['note'])}.</p>",
         "<h2>By category</h2>",
         forest_svg(forest_rows(rows), None),
         html_table(tables["by_category"]),
+        f"<p>Beside plan recall: {esc(plan_sense_json(evaluation.run_dir)['note'])}.</p>",
         "<h2>By agent</h2>",
         html_table(tables["by_agent"]),
         "<h2>Answers</h2>",
