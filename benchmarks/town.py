@@ -152,10 +152,10 @@ def main() -> None:
         },
         "replay_wall_s": replay["wall_s"],
         "replay_backend_calls": replay_calls,
+        "audit": first["audit"],  # coherence findings over what each check looked at
         "share_outside_model": round(replay["wall_s"] / max(first["wall_s"], 1e-9), 4),
         "news_final_share": {n["news_id"]: n["final_share"] for n in first["summary"]["news"]},
         "network_density_end": first["summary"]["network"]["end"],
-        "audit": first["audit"],  # coherence findings over what each check looked at
         "original": ORIGINAL,
         "target": TARGET,
         "calls_ratio_vs_original": round(calls / agent_hours / ORIGINAL["calls_per_agent_hour"], 4),

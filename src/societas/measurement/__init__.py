@@ -1,1 +1,1 @@
-"""Metrics read from a recorded run (its event log and scenario), computed without a model."""
+"""Measurements of a finished run that ask the agents (end-of-run questions) or read its record."""
