@@ -556,11 +556,11 @@ def _summarise(
 def _print_summary(summary: RunSummary, run_dir: Path) -> None:
     console.rule("[bold]Run summary")
     console.print(summary.describe(), highlight=False)
-    print_run_audit(run_dir, console)
     with RunStore.open(run_dir, readonly=True) as store:
         wall_s = store.get_meta("wall_s")
     if wall_s is not None:
         console.print(f"Wall time: {wall_s:.1f} s")
+    print_run_audit(run_dir, console)
     console.print(
         f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}, audit in "
         f"{run_dir / AUDIT_FILE}).\n"
