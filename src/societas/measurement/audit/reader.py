@@ -21,6 +21,10 @@ ROUTINE_KIND = "routine"  # recorded per agent once its routine is known (scenar
 _SKIPPED_KINDS = frozenset({"llm_call"})
 
 
+class AuditInputError(ValueError):
+    """A run the audit cannot read: no scenario copy, or an event of an unexpected shape."""
+
+
 @dataclass(frozen=True)
 class Block:
     """One block of a day plan, in minutes after midnight."""
@@ -178,10 +182,6 @@ def record_of(events: Sequence[Event], scenario: Scenario, *, name: str = "run")
                 f"({event.time:%Y-%m-%d %H:%M}) cannot be read: {error}"
             ) from error
     return record
-
-
-class AuditInputError(ValueError):
-    """A recorded event does not have the shape the audit reads."""
 
 
 # --------------------------------------------------------------------------- one per kind
