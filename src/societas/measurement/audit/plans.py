@@ -221,7 +221,8 @@ def _is_work(record: RunRecord, agent: str, block: Block) -> bool:
     routine = record.routines.get(agent)
     if routine is not None and routine.work is not None:
         return sector(block.place) == sector(routine.work.place)
-    occupation = record.scenario.agent(agent).occupation.lower()
+    specs = {spec.name: spec for spec in record.scenario.agent_specs()}
+    occupation = specs[agent].occupation.lower() if agent in specs else ""
     return bool(sector(block.place)) and sector(block.place).lower() in occupation
 
 
