@@ -36,6 +36,7 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.registry import open_llm
+from societas.measurement.audit import audit_store
 from societas.measurement.end_of_run import ask_end_of_run
 from societas.measurement.town_summary import summarise_town
 from societas.world.scenario import Scenario, load_scenario
@@ -72,12 +73,14 @@ async def simulate(
     with RunStore.open(work / tag, readonly=True) as store:
         summary = summarise_run(store, scenario.measurement_info())
         hourly = calls_by_game_hour(store, scenario)
+        audit = audit_store(store, scenario)
     return {
         "wall_s": round(wall, 2),
         "model_load_s": round(opened - started, 2),
         "meter": json.loads(snapshot.model_dump_json()),
         "summary": json.loads(summary.model_dump_json()),
         "hourly": hourly,
+        "audit": json.loads(audit.model_dump_json()),
     }
 
 
@@ -276,6 +279,7 @@ def main() -> None:
         },
         "replay_wall_s": replay["wall_s"],
         "replay_backend_calls": replay_calls,
+        "audit": first["audit"],  # coherence findings over what each check looked at
         "share_outside_model": round(replay["wall_s"] / max(first["wall_s"], 1e-9), 4),
         "news_final_share": {n["news_id"]: n["final_share"] for n in first["summary"]["news"]},
         "network_density_end": first["summary"]["network"]["end"],

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from societas.cli import (
+    audit_commands,
     evaluate_commands,
     experiment_commands,
     model_commands,
@@ -94,6 +95,7 @@ viewer_commands.register(app)
 experiment_commands.register(app)
 evaluate_commands.register(app)
 validate_commands.register(app)
+audit_commands.register(app)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ab
 from societas.evaluation.believability_facts import EvaluationError, read_run
 from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
 from societas.evaluation.believability_report import evaluation_tables, write_evaluation
+from societas.evaluation.believability_sense import plan_sense_json
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LanguageModel, LLMError
@@ -95,6 +96,7 @@ def evaluate(
         )
         return
     _print_evaluation(evaluation, seed)
+    console.print(plan_sense_json(run_dir)["note"], highlight=False)  # beside plan recall
     console.print(f"\nWritten: {', '.join(str(f) for f in files)}")
 
 

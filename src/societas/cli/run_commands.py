@@ -24,6 +24,7 @@ from rich.progress import (
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.cli.audit_commands import AUDIT_FILE, print_run_audit, save_run_audit
 from societas.cli.output import (
     JsonOption,
     Table,
@@ -635,14 +636,18 @@ def _print_summary(summary: RunSummary, run_dir: Path, *, as_json: bool = False)
         wall_s = store.get_meta("wall_s")
     if as_json:  # the same figures as summary.json, with where the run is and how long it took
         data = summary.model_dump(mode="json")
-        emit_json({"run_dir": str(run_dir), "wall_s": wall_s, **data})
+        audit = save_run_audit(run_dir)
+        audit_data = {"error": audit} if isinstance(audit, str) else audit.model_dump(mode="json")
+        emit_json({"run_dir": str(run_dir), "wall_s": wall_s, **data, "audit": audit_data})
         return
     console.rule("[bold]Run summary")
     console.print(summary.describe(), highlight=False)
     if wall_s is not None:
         console.print(f"Wall time: {wall_s:.1f} s")
+    print_run_audit(run_dir, console)
     console.print(
-        f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}).\n"
+        f"\nRecorded in {run_dir} (summary in {run_dir / SUMMARY_FILE}, audit in "
+        f"{run_dir / AUDIT_FILE}).\n"
         f"Watch it:        societas serve {run_dir}\n"
         f"Run longer:      societas resume {run_dir} --hours 4\n"
         f'Ask an agent:    societas interview {run_dir} NAME "What are you doing today?"\n'

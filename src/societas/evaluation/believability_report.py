@@ -17,6 +17,7 @@ import pandas as pd
 
 from societas.evaluation.believability import Evaluation
 from societas.evaluation.believability_facts import EvaluationError
+from societas.evaluation.believability_sense import plan_sense_json
 from societas.evaluation.believability_stats import (
     Interval,
     ScoreTable,
@@ -109,6 +110,7 @@ def evaluation_document(
         "judge_model": evaluation.judge_model,
         "architecture": evaluation.architecture,
         "game_time": evaluation.game_time,
+        "plan_sense": plan_sense_json(evaluation.run_dir),  # beside plan recall (``plans``)
         "summary": summary_json(summary),
         "by_agent": agents.to_dict(orient="records"),
         "items": [item.model_dump(mode="json") for item in evaluation.items],
@@ -174,6 +176,7 @@ def evaluation_html(
         "<h2>By category</h2>",
         forest_svg(forest_rows(rows), None),
         html_table(tables["by_category"]),
+        f"<p>Beside plan recall: {esc(plan_sense_json(evaluation.run_dir)['note'])}.</p>",
         "<h2>By agent</h2>",
         html_table(tables["by_agent"]),
         "<h2>Answers</h2>",
