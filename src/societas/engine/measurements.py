@@ -202,8 +202,12 @@ def news_diffusion(
     agents: Sequence[str],
     start: datetime,
     method: DiffusionMethod = "auto",
+    from_knowers_only: bool = True,
 ) -> NewsDiffusion:
     """Trace ``item`` through the dialogue: initial knowers at ``start``, then listeners.
+
+    With ``from_knowers_only`` off, hearing the item from anyone counts, including a speaker who
+    made it up (the coherence audit asks whether a speaker ever *heard* what they state).
 
     ``"news_heard"`` reads the engine's ``news_heard`` events (skipping those whose source did
     not know the item by this measure); ``"keywords"`` lets every listener of an utterance that
@@ -238,12 +242,12 @@ def news_diffusion(
                 event.kind == "news_heard"
                 and event.data.get("news_id") == item.id
                 and event.agent
-                and event.data.get("source_knew", True) is not False
+                and (not from_knowers_only or event.data.get("source_knew", True) is not False)
             ):
                 source = _optional_str(event.data.get("source"))
                 # The engine's own flag trusts whoever it let learn before; here the source
                 # must have learned from someone who knew (or known from the start).
-                if source is None or source in first_heard:
+                if not from_knowers_only or source is None or source in first_heard:
                     learn(event.agent, event.time, source)
     else:
         participants = _conversation_participants(events)
@@ -253,7 +257,7 @@ def news_diffusion(
             ):
                 continue
             speaker = _optional_str(event.data.get("speaker")) or event.agent
-            if speaker not in first_heard:
+            if from_knowers_only and speaker not in first_heard:
                 continue  # a mention by someone who did not know the item passes nothing on
             for listener in sorted(_listeners(event, participants) - {speaker}):
                 learn(listener, event.time, speaker)

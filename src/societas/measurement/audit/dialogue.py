@@ -202,8 +202,10 @@ def _knew(record: RunRecord, item: NewsSpec, line: Line, heard: dict[str, dateti
 
 
 def _first_heard(events: Sequence[Event], item: NewsSpec, record: RunRecord) -> dict[str, datetime]:
-    """When each agent first knew ``item`` (the engine's own news tracing, reused)."""
-    return news_diffusion(events, item, agents=record.agents, start=record.start).first_heard
+    """When each agent first heard ``item`` from anyone (the engine's news tracing, reused)."""
+    return news_diffusion(
+        events, item, agents=record.agents, start=record.start, from_knowers_only=False
+    ).first_heard
 
 
 def _line_finding(line: Line, detail: str) -> Finding:
