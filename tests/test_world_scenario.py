@@ -233,8 +233,36 @@ def test_good_file_loads_with_its_content() -> None:
             "question: Do you know of any club starting in town?\n"
             + GATHERING.replace("Corner Cafe", "Corner Caffe"),
             "gatherings[0].place",
-            "place:",
+            "place: Corner Caffe",
             "unknown room or area 'Corner Caffe' (did you mean 'Corner Cafe'?)",
+        ),
+        (
+            'work: {place: "Corner Cafe:counter"',
+            'work: {place: "Corner Cafe:countr"',
+            "agents[0].routine.work.place",
+            "Corner Cafe:countr",
+            "unknown place 'Corner Cafe:countr' (did you mean 'Corner Cafe:counter'?)",
+        ),
+        (
+            '{meal: dinner, time: "18:30"',
+            '{meal: dinner, time: "07:00"',
+            "agents[0].routine.meals[2]",
+            'time: "07:00"',
+            "dinner at 07:00 is not a sensible time",
+        ),
+        (
+            'sleep: "22:30"',
+            'sleep: "06:00"',
+            "agents[0].routine",
+            "    routine:",
+            "sleep (06:00) must come after wake (07:00)",
+        ),
+        (
+            '      wake: "07:00"',
+            '      wake: "7 am"',
+            "agents[0].routine.wake",
+            'wake: "7 am"',
+            "'7 am' is not a time 'HH:MM'",
         ),
         (
             "question: Do you know of any club starting in town?\n",

@@ -34,6 +34,7 @@ from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights, retrieve, retrieve_each
 from societas.memory.stream import MemoryStream
+from societas.world.routine import Routine
 
 MINUTES_PER_DAY = 24 * 60
 SLEEP_EMOJI = "😴"
@@ -58,6 +59,9 @@ class Agent:
     current: Action | None = None
     current_place: str = ""
     commitments: list[Commitment] = field(default_factory=list)
+    # The agent's usual day (from the scenario or derived once at the start of a run): the day
+    # plan starts from it and falls back to it where the model's changes break the rules.
+    routine: Routine | None = None
     last_talk_hours: dict[str, float] = field(default_factory=dict)
     # When (game hours) the agent last weighed reacting to each person; gates reaction calls.
     last_react_hours: dict[str, float] = field(default_factory=dict)
@@ -376,6 +380,7 @@ class Agent:
             "current": self.current.model_dump(mode="json") if self.current else None,
             "current_place": self.current_place,
             "commitments": [c.model_dump(mode="json") for c in self.commitments],
+            "routine": self.routine.model_dump(mode="json") if self.routine else None,
             "last_talk_hours": dict(self.last_talk_hours),
             "last_react_hours": dict(self.last_react_hours),
             "last_seen": dict(self.last_seen),
@@ -397,6 +402,7 @@ class Agent:
             current=Action.model_validate(state["current"]) if state["current"] else None,
             current_place=state["current_place"],
             commitments=[Commitment.model_validate(c) for c in state["commitments"]],
+            routine=Routine.model_validate(state["routine"]) if state.get("routine") else None,
             last_talk_hours={k: float(v) for k, v in state["last_talk_hours"].items()},
             last_react_hours={k: float(v) for k, v in state.get("last_react_hours", {}).items()},
             last_seen=dict(state["last_seen"]),

@@ -186,7 +186,10 @@ class Simulation:
         world = World.from_scenario(scenario)
         agents = {
             spec.persona.name: Agent(
-                persona=spec.persona, home=spec.home, relationships=dict(spec.relationships)
+                persona=spec.persona,
+                home=spec.home,
+                relationships=dict(spec.relationships),
+                routine=scenario.routine_of(spec.name),
             )
             for spec in scenario.agent_specs()
         }
@@ -201,6 +204,10 @@ class Simulation:
             lambda agent: agent.remember(llm, initial(agent.name), MemoryKind.OBSERVATION, now),
             share=MINDS_ONLY,
         )
+        for name in sim._pass_over(sim._mine):
+            routine = sim.agents[name].routine
+            if routine is not None:  # what the audit checks the day's anchors against
+                sim._emit(name, "routine", routine.to_record())
         sim._drain_outboxes()
         sim._commit(checkpoint=True)
         return sim
