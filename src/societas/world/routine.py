@@ -18,6 +18,7 @@ Times are ``"HH:MM"`` strings on a 24-hour clock; places are world addresses ("A
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -142,6 +143,16 @@ class Routine(_Spec):
         """Every address the routine names (workplace, meal places)."""
         found = [self.work.place] if self.work else []
         return list(dict.fromkeys([*found, *(meal.place for meal in self.meals)]))
+
+    def in_rooms(self, first_room: Callable[[str], str]) -> Routine:
+        """The routine with every area address (no ":") replaced by ``first_room(area)``."""
+
+        def room(address: str) -> str:
+            return address if ":" in address else first_room(address)
+
+        work = self.work.model_copy(update={"place": room(self.work.place)}) if self.work else None
+        meals = [meal.model_copy(update={"place": room(meal.place)}) for meal in self.meals]
+        return self.model_copy(update={"work": work, "meals": meals})
 
     def to_record(self) -> dict[str, object]:
         """The routine as the run's ``routine`` event records it."""

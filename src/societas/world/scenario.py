@@ -218,14 +218,15 @@ class Scenario(_Spec):
         return list(self.agents)
 
     def routine_of(self, name: str) -> Routine:
-        """The agent's routine: the file's, else one read from its lifestyle and occupation."""
+        """The agent's routine: the file's, else one read from its lifestyle and occupation;
+        an area it names stands for the area's first room."""
         spec = self.agent(name)
-        if spec.routine is not None:
-            return spec.routine
-        routine, _ = routine_from_lifestyle(
-            spec.lifestyle, spec.occupation, home=spec.home, rooms=self.places.rooms()
-        )
-        return routine
+        routine = spec.routine
+        if routine is None:
+            routine, _ = routine_from_lifestyle(
+                spec.lifestyle, spec.occupation, home=spec.home, rooms=self.places.rooms()
+            )
+        return routine.in_rooms(lambda area: self.places.rooms(area)[0])
 
     def initial_memories(self, name: str) -> list[str]:
         return list(self.agent(name).memories)
