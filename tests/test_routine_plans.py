@@ -265,7 +265,7 @@ async def test_before_the_event_the_agent_decides_and_may_decline() -> None:
     config = SimulationConfig(reflection=False)
     weights = RetrievalWeights()
     answers = {"plan": {"changes": []}, "commitment_decision": {"go": "no", "why": "too tired"}}
-    llm = ScriptedLLM(lambda call: answers[call.purpose] if call.purpose in answers else {})
+    llm = ScriptedLLM(lambda call: answers.get(call.purpose, {}))
     morning = datetime(2026, 2, 13, 7, 0)
     await agent.ensure_plan(llm, morning, lambda m: PLACES, config, weights)
     party = Commitment(description="Lena's party", place="Bluebird Cafe:dining room", start=1080)
@@ -427,3 +427,32 @@ async def test_real_model_plans_from_the_routine_within_the_rules() -> None:
     assert (plan.wake, plan.sleep) == (6 * 60, 22 * 60)
     assert all(b.place in PLACES for b in plan.blocks)
     assert check.remaining == [] or check.fallbacks
+
+
+def test_the_run_summary_counts_checks_repairs_and_fallbacks() -> None:
+    from types import SimpleNamespace
+
+    from societas.engine.plan_checks import plan_checks
+
+    def event(kind: str, **data: Any) -> Any:
+        return SimpleNamespace(kind=kind, data=data)
+
+    totals = plan_checks(
+        [
+            event("plan_check", violations=[], repaired=False, fallbacks=[], text_fixes=0),
+            event(
+                "plan_check",
+                violations=["x"],
+                repaired=True,
+                fallbacks=[{"rule": "meal_time"}, {"rule": "place"}],
+                text_fixes=1,
+            ),
+            event("plan_check", violations=["y"], repaired=True, fallbacks=[], text_fixes=0),
+            event("commitment_decision", go=False),
+            event("commitment_decision", go=True),
+        ]
+    )
+    assert (totals.checked, totals.violating, totals.repaired, totals.fell_back) == (3, 2, 2, 1)
+    assert totals.fallback_slots == {"meal_time": 1, "place": 1}
+    assert (totals.declined, totals.decided, totals.text_fixes) == (1, 2, 1)
+    assert "3 checked, 2 broke a rule, 2 repair requests, 1 fell back" in totals.describe()

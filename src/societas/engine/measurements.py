@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from societas.engine.events import Event
+from societas.engine.plan_checks import PLAN_CHECK_KINDS, PlanChecks, plan_checks
 
 if TYPE_CHECKING:
     from societas.engine.runstore import RunStore
@@ -688,6 +689,7 @@ class RunSummary(BaseModel):
     awareness: list[AwarenessCheck]
     network: NetworkDensity
     gatherings: list[Attendance]
+    plans: PlanChecks = PlanChecks()
 
     def describe(self) -> str:
         """A short human-readable report."""
@@ -709,6 +711,8 @@ class RunSummary(BaseModel):
         for purpose, totals in self.usage.by_purpose.items():
             if purpose != EMBED_PURPOSE:
                 lines.append(f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens")
+        if self.plans.checked or self.plans.decided:
+            lines.append(self.plans.describe())
         for news in self.news:
             lines.append(
                 f"News {news.news_id!r}: {news.initial_count} -> {news.final_count} of "
@@ -750,6 +754,7 @@ def summarise_run(
     dialogue's ground truth at the end of the run.
     """
     events = [stored.event for stored in store.iter_events(kinds=_MEASURED_KINDS)]
+    checks = plan_checks(e.event for e in store.iter_events(kinds=PLAN_CHECK_KINDS))
     counts = store.event_counts()
     end = info.end or _last_time(store) or info.start
     hours = max((end - info.start).total_seconds() / 3600, 0.0)
@@ -796,6 +801,7 @@ def summarise_run(
             relationships=info.relationships,
         ),
         gatherings=gatherings,
+        plans=checks,
     )
 
 
