@@ -456,3 +456,11 @@ def test_the_run_summary_counts_checks_repairs_and_fallbacks() -> None:
     assert totals.fallback_slots == {"meal_time": 1, "place": 1}
     assert (totals.declined, totals.decided, totals.text_fixes) == (1, 2, 1)
     assert "3 checked, 2 broke a rule, 2 repair requests, 1 fell back" in totals.describe()
+
+
+def test_agreeing_just_before_an_appointment_is_the_decision() -> None:
+    agent = agent_with_plan()
+    party = Commitment(description="Lena's party", place="Bluebird Cafe:dining room", start=1080)
+    late = datetime(2026, 2, 13, 17, 45)
+    agent.adopt_commitments([party], late, "agreed with Lena")
+    assert agent.commitments[0].decided and agent.commitment_due(late, 30) is None

@@ -48,6 +48,8 @@ from societas.memory.stream import MemoryStream
 from societas.world.routine import Routine
 
 MINUTES_PER_DAY = 24 * 60
+# How long before an appointment its agent decides whether it still goes (time to walk there).
+DECIDE_AHEAD_MINUTES = 30
 # The legitimate places of a planning call, given the memories it sees (see engine.places).
 PlacesFor = Callable[[Sequence[str]], Sequence[str]]
 SLEEP_EMOJI = "😴"
@@ -206,12 +208,14 @@ class Agent:
     ) -> None:
         """Make today's plan (one call, one more to repair it) when the agent has none for today.
 
-        ``places`` gives the legitimate places for the memories the call sees. Appointments made
-        for another day are dropped: none is carried into a later day.
+        ``places`` gives the legitimate places for the memories the call sees. Appointments of
+        past days are dropped (none is carried into a later day); only today's are planned.
         """
         if not self.needs_plan(now):
             return
-        self.commitments = [c for c in self.commitments if c.day == now.date()]
+        self.commitments = [
+            c for c in self.commitments if c.day is not None and c.day >= now.date()
+        ]
         if not config.planning:
             self.plan = _unplanned_day(now, self.home)
         else:
@@ -222,7 +226,7 @@ class Agent:
                 k=config.memories_per_prompt,
                 weights=weights,
             )
-            fixed = [c for c in self.commitments if c.fixed]
+            fixed = [c for c in self.commitments if c.fixed and c.day == now.date()]
             if self.routine is None:  # a run saved before routines: the whole day from the model
                 self.plan = await plan_day(
                     llm,
@@ -267,7 +271,11 @@ class Agent:
         memories = await self.recall(
             llm, reason, now, k=min(4, config.memories_per_prompt), weights=weights
         )
-        ahead = [c for c in self.commitments if c.start is None or c.start >= minute_of_day(now)]
+        ahead = [
+            c
+            for c in self.commitments
+            if c.day in (None, now.date()) and (c.start is None or c.start >= minute_of_day(now))
+        ]
         if self.routine is None:
             self.plan = await revise_plan(
                 llm,
@@ -329,6 +337,13 @@ class Agent:
         (:meth:`decide_commitment`).
         """
         minute = minute_of_day(now)
+        # Agreed to within the deciding window: the agreement itself is the decision.
+        commitments = [
+            c.model_copy(update={"decided": True})
+            if c.start is not None and c.start - minute <= DECIDE_AHEAD_MINUTES
+            else c
+            for c in commitments
+        ]
         dated = [
             c if c.day is not None else c.model_copy(update={"day": now.date()})
             for c in commitments

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from societas.agents.agent import Agent, minute_of_day
+from societas.agents.agent import DECIDE_AHEAD_MINUTES, Agent, minute_of_day
 from societas.agents.cognition.dialogue import Conversation as Talk
 from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.importance import ImportanceMemo
@@ -60,9 +60,6 @@ EVERYTHING: Share = (True, True)
 RESULTS: Share = (True, False)
 DAYS: Share = (False, True)
 MINDS_ONLY: Share = (False, False)  # the work changed only each agent's own memories
-
-# How long before an appointment its agent decides whether it still goes (time to walk there).
-DECIDE_AHEAD_MINUTES = 30
 
 # Which agent a model call is made for, so the run store can attribute each call.
 _acting_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
