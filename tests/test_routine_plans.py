@@ -464,3 +464,17 @@ def test_agreeing_just_before_an_appointment_is_the_decision() -> None:
     late = datetime(2026, 2, 13, 17, 45)
     agent.adopt_commitments([party], late, "agreed with Lena")
     assert agent.commitments[0].decided and agent.commitment_due(late, 30) is None
+
+
+async def test_a_change_that_only_copies_the_plan_shown_is_no_change() -> None:
+    answer = {
+        "changes": [
+            change("18:00", "19:00", "start early morning at home @ Alvarez House:bedroom, then"),
+            change("20:00", "21:00", "night at home"),
+        ]
+    }
+    plan, check = await plan_from_routine(
+        scripted(answer), ROSA, ROUTINE, day=DAY, home=HOME, places=PLACES
+    )
+    assert plan.blocks == routine_day(ROUTINE, HOME)
+    assert check.text_fixes == 2

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from societas.agents.cognition.plan_rules import (
+    FREE_PERIODS,
     Violation,
     check_plan,
     fall_back,
@@ -53,6 +54,7 @@ from societas.world.phrasing import one_script, whole_words
 from societas.world.routine import Routine
 
 MAX_CHANGES = 4
+FREE_LABELS = tuple(label for _, label in FREE_PERIODS)
 ACT_CHARS = 60  # asked for 2 to 6 words; the schema leaves room so no answer is cut short
 CHANGES_MAX_TOKENS = 320
 
@@ -117,8 +119,13 @@ def _habits(persona: Persona) -> tuple[str, ...]:
 
 
 def clean_activity(text: str) -> str:
-    """A model's activity text in one script, whole words, no dangling last word."""
-    return whole_words(one_script(one_line(text)), ACT_CHARS)
+    """A model's activity text in one script, whole words, no dangling last word; empty when it
+    only copies the plan shown (a place "@ ...", or a free-time label such as "night at home").
+    """
+    cleaned = whole_words(one_script(one_line(text)), ACT_CHARS)
+    if "@" in cleaned or any(label in cleaned.lower() for label in FREE_LABELS):
+        return ""
+    return cleaned
 
 
 def _apply(
