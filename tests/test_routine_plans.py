@@ -478,3 +478,21 @@ async def test_a_change_that_only_copies_the_plan_shown_is_no_change() -> None:
     )
     assert plan.blocks == routine_day(ROUTINE, HOME)
     assert check.text_fixes == 2
+
+
+def test_inviting_someone_elsewhere_opens_no_door_to_their_home() -> None:
+    town = load_scenario("town")
+    world = World.from_scenario(town)
+    choices = PlaceChoices(world, town.name, {a.name: a.home for a in town.agents}, cap=40)
+    lena = Agent(persona=ROSA, home="Okafor Flat:bedroom", routine=ROUTINE)
+    places = choices.legitimate(lena, ["I want to invite Harold Finch to my party at the cafe."])
+    assert not any(p.startswith("Finch Cottage") for p in places)
+    # A surname is no reason to leave work for a home of that name.
+    bell = with_slot(block("09:00", "10:30", "chat", "Alvarez House:living room"))
+    assert rules(bell, reasons=["I sold Tomas Alvarez some bread."]) == ["work_place"]
+
+
+def test_a_break_written_in_short_pieces_is_still_an_hour_away_from_work() -> None:
+    plan = with_slot(block("16:00", "16:30", "read emails"))
+    plan = list(with_slot_over(plan, block("16:30", "17:00", "listen to the radio")))
+    assert rules(plan) == ["work_place", "work_place"]

@@ -22,12 +22,23 @@ import numpy.typing as npt
 from societas.agents.agent import Agent
 from societas.world.state import World
 
-_VISIT_WORDS = re.compile(
-    r"\b(invit\w*|visit\w*|come over|came over|drop by|stop by"
+_INVITED = re.compile(
+    r"\b(invited me|invites me|asked me over|come over|came over|drop by|stop by"
     r"|at (?:his|her|their) (?:place|house|home))",
     re.IGNORECASE,
 )
 _PRIVATE_ROOM = re.compile(r"bedroom|'s room|bathroom", re.IGNORECASE)
+
+
+def _brings_up(memory: str, area: str, names: Sequence[str]) -> bool:
+    if area.lower() in memory.lower():
+        return True
+    named = [n for n in names if re.search(rf"\b{re.escape(n)}\b", memory)]
+    if not named:
+        return False
+    if _INVITED.search(memory):
+        return True
+    return any(re.search(rf"\bvisit\w*\s+{re.escape(n)}\b", memory) for n in named)
 
 
 class PlaceChoices:
@@ -75,22 +86,15 @@ class PlaceChoices:
         return rooms[0] if rooms else address
 
     def _households_brought_up(self, own_area: str, memories: Sequence[str]) -> set[str]:
-        text = " ".join(memories)
-        if not text:
-            return set()
-        lowered = text.lower()
-        visiting = _VISIT_WORDS.search(text) is not None
+        """Shared rooms of homes a memory names, or whose people invited the agent over or
+        whom it means to visit ("Harold invited me over", "visit Mei"); inviting someone
+        elsewhere is no reason to go to their home."""
         found: set[str] = set()
         for area, people in self.residents.items():
             if area == own_area:
                 continue
-            named = area.lower() in lowered
-            invited = visiting and any(
-                re.search(rf"\b{re.escape(part)}\b", text)
-                for person in people
-                for part in (person, person.split()[0])
-            )
-            if named or invited:
+            names = [part for person in people for part in (person, person.split()[0])]
+            if any(_brings_up(memory, area, names) for memory in memories):
                 found.update(
                     r for r in self.rooms_of_area.get(area, []) if not _PRIVATE_ROOM.search(r)
                 )

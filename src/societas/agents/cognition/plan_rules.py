@@ -229,23 +229,31 @@ def _work_violations(
     if work is None:
         return []
     start, end = clock_minutes(work.start), clock_minutes(work.end)
-    found: list[Violation] = []
+    # Runs of consecutive blocks away from work: a short break is one run of 30 minutes at most,
+    # however many blocks it is written in.
+    runs: list[list[PlanBlock]] = [[]]
     for block in blocks:
-        if block.place == work.place or not _overlaps(block.start, block.end, start, end):
+        away = block.place != work.place and meal_of(block.activity) is None
+        if away and _overlaps(block.start, block.end, start, end):
+            runs[-1].append(block)
+        elif runs[-1]:
+            runs.append([])
+    found: list[Violation] = []
+    for run in runs:
+        minutes = sum(min(b.end, end) - max(b.start, start) for b in run)
+        if minutes <= SHORT_BREAK:
             continue
-        away = min(block.end, end) - max(block.start, start)
-        if away <= SHORT_BREAK or meal_of(block.activity) is not None:
-            continue
-        if _is_appointment(block, commitments) or _has_reason(block, reasons):
-            continue
-        found.append(
-            Violation(
-                max(block.start, start),
-                min(block.end, end),
-                "work_place",
-                f"{block.line()}: you work at {work.place} from {work.start} to {work.end}",
+        for block in run:
+            if _is_appointment(block, commitments) or _has_reason(block, reasons):
+                continue
+            found.append(
+                Violation(
+                    max(block.start, start),
+                    min(block.end, end),
+                    "work_place",
+                    f"{block.line()}: you work at {work.place} from {work.start} to {work.end}",
+                )
             )
-        )
     return found
 
 
@@ -274,12 +282,14 @@ def _has_reason(block: PlanBlock, reasons: Sequence[str]) -> bool:
     """Whether a memory or habit names where the block goes: its area ("the Town Hall office"
     for "Town Hall:office") or a distinctive word of it ("a coffee at the cafe" for "Corner
     Cafe:counter")."""
-    area = block.place.partition(":")[0].lower()
-    text = " ".join(reasons).lower()
-    if area in text:
+    area = block.place.partition(":")[0]
+    text = " ".join(reasons)
+    if area.lower() in text.lower():
         return True
-    words = set(re.findall(r"[a-z]+", text))
-    return any(w in words for w in re.findall(r"[a-z]+", area) if _distinctive(w))
+    # A common noun as written in lower case ("the cafe"), not a name ("Noah Bell" for "Bell
+    # House").
+    words = set(re.findall(r"\b[a-z]+\b", text))
+    return any(w in words for w in re.findall(r"[a-z]+", area.lower()) if _distinctive(w))
 
 
 def _distinctive(word: str) -> bool:
