@@ -99,8 +99,9 @@ def test_a_run_killed_at_24_points_resumes_to_the_uninterrupted_run(
         command = ["resume", str(killed), "--no-interviews"]
     assert cli.run(command, env=home(tmp_path / "h2"), log=log) == 0, log.read_text()
 
-    # The kills really were spread over the run: resumes started from many checkpoints.
-    assert len(set(resumed_from)) >= 6 and max(resumed_from) >= last_step - 6
+    # The kills really were spread over the run: resumes started from many checkpoints, the
+    # last within two checkpoint intervals (6 steps each) of the end.
+    assert len(set(resumed_from)) >= 6 and max(resumed_from) >= last_step - 2 * 6
     events, calls, state, meta = recorded(killed)
     whole_events, whole_calls, whole_state, whole_meta = recorded(whole)
     assert events == whole_events

@@ -27,6 +27,7 @@ HINTS: dict[str, Any] = {
     "wake": "07:00",
     "sleep": "22:00",
     "start": ["07:30", "09:00", "10:00"],
+    "end": ["09:00", "10:00", "11:30"],
     "act": ["work", "coffee", "a walk"],
     "place": [PLACES[0], PLACES[2], PLACES[1]],
     "blocks[]": 3,
@@ -126,7 +127,7 @@ def offered_places(llm: ScriptedLLM, purpose: str) -> list[tuple[str, tuple[str,
     found = []
     for call in llm.calls:
         if call.purpose == purpose and isinstance(call.schema, Narrowed):
-            allowed = dict(call.schema.constraints)["blocks.place"]
+            allowed = dict(call.schema.constraints)["changes.place"]
             assert isinstance(allowed, OneOf)
             found.append((call.prompt_text, allowed.values))
     return found
@@ -144,30 +145,56 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
     scenario = grid_town(200, random.Random(5))
     world = World.from_scenario(scenario)
     rooms = world.place_choices("room")
-    assert len(rooms) > SimulationConfig().max_plan_places
+    config = SimulationConfig(seed=5, max_plan_places=10)
+    assert len(rooms) > config.max_plan_places
+    homes = {world.places.area_of(a.home) for a in scenario.agents}
+    public = {room for room in rooms if world.places.area_of(room) not in homes}
     llm = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
-    sim = await Simulation.start(scenario, tmp_path / "run", llm, SimulationConfig(seed=5))
+    sim = await Simulation.start(scenario, tmp_path / "run", llm, config)
     await sim.run(hours=0.5)
     sim.close("finished")
     plans = offered_places(llm, "plan")
     assert len(plans) == 200
+    assert len(public) > config.max_plan_places  # so some must be left out
+    far_off: list[int] = []
     for prompt, allowed in plans:
         spec = next(a for a in scenario.agents if f"You are {a.name}.\n" in prompt)
-        assert len(allowed) <= SimulationConfig().max_plan_places
+        own = set(world.places.rooms(world.places.area_of(spec.home)))
+        routine = set(scenario.routine_of(spec.name).places())
         assert spec.home in allowed
-        # Nothing left out is nearer home than what is offered (distance between bounding boxes).
-        offered = max(gap(world, spec.home, place) for place in allowed)
-        left_out = min(gap(world, spec.home, place) for place in set(rooms) - set(allowed))
+        # Only its own home, its routine's places and public rooms: no one else's home.
+        assert set(allowed) <= own | routine | public
+        offered_public = set(allowed) & public - routine
+        assert len(offered_public) <= config.max_plan_places
+        # No public room left out is nearer home than one offered (bounding-box distance).
+        offered = max(gap(world, spec.home, place) for place in offered_public)
+        left_out = min(gap(world, spec.home, place) for place in public - set(allowed))
         assert offered <= left_out
+        far_off.append(len(public - set(allowed)))
         assert all(place in prompt for place in allowed)
         assert not any(place in prompt for place in set(rooms) - set(allowed))
+    assert min(far_off) > 0
     small = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
     town = load_scenario("town")
     sim = await Simulation.start(town, tmp_path / "town", small, SimulationConfig(seed=5))
     await sim.run(hours=0.25)
     sim.close("finished")
-    every_room = set(World.from_scenario(town).place_choices("room"))
-    assert all(set(allowed) == every_room for _, allowed in offered_places(small, "plan"))
+    town_world = World.from_scenario(town)
+    for prompt, allowed in offered_places(small, "plan"):
+        spec = next(a for a in town.agents if f"You are {a.name}.\n" in prompt)
+        home_area = town_world.places.area_of(spec.home)
+        strangers = [
+            room
+            for room in allowed
+            if town_world.places.area_of(room) != home_area
+            and any(
+                town_world.places.area_of(a.home) == town_world.places.area_of(room)
+                for a in town.agents
+            )
+        ]
+        assert not any("bedroom" in room or "'s room" in room for room in strangers), strangers
+        assert set(town_world.places.rooms(home_area)) <= set(allowed)
+        assert "Willow Park:lawn" in allowed and "Town Hall:lobby" in allowed
 
 
 async def test_in_a_crowd_a_reaction_lists_only_the_nearest_people(tmp_path: Path) -> None:

@@ -102,11 +102,11 @@ def test_perception_items_have_stable_keys_and_distance_free_text(world: World) 
     items = world.perceive(IRIS).items()
     assert items == [
         (f"object:{MACHINE}", "the coffee machine in the counter is brewing"),
-        (f"agent:{NOAH}", "Noah Bell is ordering a coffee"),
+        (f"agent:{NOAH}", "Noah Bell: ordering a coffee"),
     ]
     world.set_position(NOAH, (5, 7))
     assert world.perceive(IRIS).items(limit=1) == items[:1]
-    assert world.perceive(IRIS).lines()[1] == "Noah Bell is ordering a coffee"
+    assert world.perceive(IRIS).lines()[1] == "Noah Bell: ordering a coffee"
 
 
 def test_object_states(world: World) -> None:

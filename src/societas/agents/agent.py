@@ -8,11 +8,22 @@ engine drains into events each step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from societas.agents.cognition.appointments import (
+    appointment_memory,
+    decide_commitment,
+    same_appointment,
+    without_appointment,
+)
+from societas.agents.cognition.day_planning import (
+    check_agreement,
+    plan_from_routine,
+    replan_from_routine,
+)
 from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.importance import ImportanceMemo, rate_importance
 from societas.agents.cognition.planning import (
@@ -34,8 +45,13 @@ from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights, retrieve, retrieve_each
 from societas.memory.stream import MemoryStream
+from societas.world.routine import Routine
 
 MINUTES_PER_DAY = 24 * 60
+# How long before an appointment its agent decides whether it still goes (time to walk there).
+DECIDE_AHEAD_MINUTES = 30
+# The legitimate places of a planning call, given the memories it sees (see engine.places).
+PlacesFor = Callable[[Sequence[str]], Sequence[str]]
 SLEEP_EMOJI = "😴"
 
 
@@ -58,6 +74,9 @@ class Agent:
     current: Action | None = None
     current_place: str = ""
     commitments: list[Commitment] = field(default_factory=list)
+    # The agent's usual day (from the scenario or derived once at the start of a run): the day
+    # plan starts from it and falls back to it where the model's changes break the rules.
+    routine: Routine | None = None
     last_talk_hours: dict[str, float] = field(default_factory=dict)
     # When (game hours) the agent last weighed reacting to each person; gates reaction calls.
     last_react_hours: dict[str, float] = field(default_factory=dict)
@@ -183,13 +202,20 @@ class Agent:
         self,
         llm: LanguageModel,
         now: datetime,
-        places: Sequence[str],
+        places: PlacesFor,
         config: SimulationConfig,
         weights: RetrievalWeights,
     ) -> None:
-        """Make today's plan (one call) when the agent has none for today."""
+        """Make today's plan (one call, one more to repair it) when the agent has none for today.
+
+        ``places`` gives the legitimate places for the memories the call sees. Appointments of
+        past days are dropped (none is carried into a later day); only today's are planned.
+        """
         if not self.needs_plan(now):
             return
+        self.commitments = [
+            c for c in self.commitments if c.day is not None and c.day >= now.date()
+        ]
         if not config.planning:
             self.plan = _unplanned_day(now, self.home)
         else:
@@ -200,15 +226,29 @@ class Agent:
                 k=config.memories_per_prompt,
                 weights=weights,
             )
-            self.plan = await plan_day(
-                llm,
-                self.persona,
-                day=now.date(),
-                places=places,
-                home=self.home,
-                memories=memories,
-                commitments=[c for c in self.commitments if c.fixed],
-            )
+            fixed = [c for c in self.commitments if c.fixed and c.day == now.date()]
+            if self.routine is None:  # a run saved before routines: the whole day from the model
+                self.plan = await plan_day(
+                    llm,
+                    self.persona,
+                    day=now.date(),
+                    places=places(memories),
+                    home=self.home,
+                    memories=memories,
+                    commitments=fixed,
+                )
+            else:
+                self.plan, check = await plan_from_routine(
+                    llm,
+                    self.persona,
+                    self.routine,
+                    day=now.date(),
+                    home=self.home,
+                    places=places(memories),
+                    memories=memories,
+                    commitments=fixed,
+                )
+                self.outbox.append(("plan_check", check.to_record()))
         self.actions = []
         self.current = None
         self._record_plan("new day")
@@ -218,11 +258,12 @@ class Agent:
         llm: LanguageModel,
         now: datetime,
         reason: str,
-        places: Sequence[str],
+        places: PlacesFor,
         config: SimulationConfig,
         weights: RetrievalWeights,
     ) -> None:
-        """Rewrite the rest of today's plan (one call) after a reaction or a commitment."""
+        """Change the rest of today's plan (one call, one more to repair it) after a reaction or
+        a vague agreement."""
         if self.plan is None or not config.planning:
             return
         if minute_of_day(now) >= self.plan.sleep - 15:
@@ -230,38 +271,102 @@ class Agent:
         memories = await self.recall(
             llm, reason, now, k=min(4, config.memories_per_prompt), weights=weights
         )
-        self.plan = await revise_plan(
-            llm,
-            self.persona,
-            self.plan,
-            now=now,
-            reason=reason,
-            places=places,
-            commitments=[
-                c for c in self.commitments if c.start is None or c.start >= minute_of_day(now)
-            ],
-            memories=memories,
-        )
+        ahead = [
+            c
+            for c in self.commitments
+            if c.day in (None, now.date()) and (c.start is None or c.start >= minute_of_day(now))
+        ]
+        if self.routine is None:
+            self.plan = await revise_plan(
+                llm,
+                self.persona,
+                self.plan,
+                now=now,
+                reason=reason,
+                places=places(memories),
+                commitments=ahead,
+                memories=memories,
+            )
+        else:
+            self.plan, check = await replan_from_routine(
+                llm,
+                self.persona,
+                self.routine,
+                self.plan,
+                now=now,
+                reason=reason,
+                places=places(memories),
+                memories=memories,
+                commitments=ahead,
+            )
+            self.outbox.append(("plan_check", check.to_record()))
         self.actions = []
         self.current = None
         self._record_plan(reason)
 
+    async def take_on(
+        self,
+        llm: LanguageModel,
+        commitments: Sequence[Commitment],
+        now: datetime,
+        reason: str,
+        places: PlacesFor,
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+    ) -> None:
+        """Adopt what the agent agreed to, remember each appointment as a plan, and replan when
+        a vague one needs the model to find it a time."""
+        known = list(self.commitments)
+        needs_replan = self.adopt_commitments(commitments, now, reason)
+        fresh = [c for c in self.commitments if c not in known]
+        if fresh and config.memory:
+            texts = [appointment_memory(c) for c in fresh]
+            await self.remember(llm, texts, MemoryKind.PLAN, now, known=[5] * len(texts))
+        if needs_replan:
+            await self.replan(llm, now, reason, places, config, weights)
+
     def adopt_commitments(
         self, commitments: Sequence[Commitment], now: datetime, reason: str
     ) -> bool:
-        """Put agreed commitments into today's plan; True when a model replan is still needed.
+        """Take on agreed commitments for today; True when a model replan is still needed.
 
-        Commitments with a time and a place go straight into the plan (no model call); a vague
-        one ("let's meet some time") asks for a replan.
+        Each is dated today (unless it has a date) and one whose time has passed is dropped.
+        Commitments with a time and a place go straight into the plan (no model call), which is
+        then checked like any plan; a vague one ("let's meet some time") asks for a replan.
+        Before the time comes the agent decides whether it still goes
+        (:meth:`decide_commitment`).
         """
-        self.commitments.extend(c for c in commitments if c not in self.commitments)
-        if self.plan is None:
-            return False
-        if any(not c.fixed for c in commitments):
-            return True
         minute = minute_of_day(now)
+        # Agreed to within the deciding window: the agreement itself is the decision.
+        commitments = [
+            c.model_copy(update={"decided": True})
+            if c.start is not None and c.start - minute <= DECIDE_AHEAD_MINUTES
+            else c
+            for c in commitments
+        ]
+        dated = [
+            c if c.day is not None else c.model_copy(update={"day": now.date()})
+            for c in commitments
+        ]
+        fresh = [
+            c
+            for c in dated
+            if not any(same_appointment(c, known) for known in self.commitments)
+            and not (c.day == now.date() and c.start is not None and c.start + c.minutes <= minute)
+        ]
+        self.commitments.extend(fresh)
+        if self.plan is None or not fresh:
+            return False
+        if any(not c.fixed for c in fresh):
+            return True
+        today = [c for c in fresh if c.day == self.plan.day]
         before = self.plan.block_at(minute)
-        updated = with_commitments(self.plan, commitments, now)
+        if self.routine is None:
+            updated = with_commitments(self.plan, today, now)
+        else:
+            updated, check = check_agreement(self.plan, self.routine, today, now=now)
+            if check.violations:
+                self.outbox.append(("plan_check", check.to_record()))
         if updated == self.plan:
             return False
         self.plan = updated
@@ -270,6 +375,58 @@ class Agent:
             self.current = None
         self._record_plan(reason)
         return False
+
+    def commitment_due(self, now: datetime, ahead_minutes: int) -> Commitment | None:
+        """Today's first undecided appointment starting within ``ahead_minutes`` of ``now``."""
+        minute = minute_of_day(now)
+        due = [
+            c
+            for c in self.commitments
+            if c.fixed
+            and not c.decided
+            and c.day == now.date()
+            and c.start is not None
+            and minute <= c.start <= minute + ahead_minutes
+        ]
+        return min(due, key=lambda c: c.start or 0) if due else None
+
+    async def decide_commitment(
+        self,
+        llm: LanguageModel,
+        now: datetime,
+        config: SimulationConfig,
+        weights: RetrievalWeights,
+        ahead_minutes: int,
+    ) -> None:
+        """Shortly before an appointment, decide from one's own memories whether to still go
+        (one short call). Going keeps it in the plan; declining gives its slot back to the
+        routine (or to what was planned before) and is remembered."""
+        commitment = self.commitment_due(now, ahead_minutes)
+        if commitment is None or self.plan is None:
+            return
+        memories = await self.recall(
+            llm, commitment.description, now, k=min(4, config.memories_per_prompt), weights=weights
+        )
+        decision = await decide_commitment(
+            llm,
+            self.persona,
+            commitment,
+            now=now,
+            memories=memories,
+            routine=self.routine,
+            home=self.home,
+        )
+        index = self.commitments.index(commitment)
+        self.commitments[index] = commitment.model_copy(update={"decided": True})
+        self.outbox.append(("commitment_decision", decision.to_record(commitment)))
+        if decision.go:
+            return
+        del self.commitments[index]
+        self.plan = without_appointment(self.plan, commitment, self.routine, now)
+        self.actions = []
+        self.current = None
+        self._record_plan(f"decided not to go: {commitment.description}")
+        await self.remember(llm, [decision.memory(commitment)], MemoryKind.PLAN, now, known=[4])
 
     def take_detour(
         self, activity: str, place: str, minutes: int, now: datetime, reason: str
@@ -357,6 +514,7 @@ class Agent:
             start=minute,
             memories=memories,
             emoji_memo=self.emoji_memo,
+            rooms=list(objects_of),
         )
 
     # ------------------------------------------------------------------------------- state
@@ -376,6 +534,7 @@ class Agent:
             "current": self.current.model_dump(mode="json") if self.current else None,
             "current_place": self.current_place,
             "commitments": [c.model_dump(mode="json") for c in self.commitments],
+            "routine": self.routine.model_dump(mode="json") if self.routine else None,
             "last_talk_hours": dict(self.last_talk_hours),
             "last_react_hours": dict(self.last_react_hours),
             "last_seen": dict(self.last_seen),
@@ -397,6 +556,7 @@ class Agent:
             current=Action.model_validate(state["current"]) if state["current"] else None,
             current_place=state["current_place"],
             commitments=[Commitment.model_validate(c) for c in state["commitments"]],
+            routine=Routine.model_validate(state["routine"]) if state.get("routine") else None,
             last_talk_hours={k: float(v) for k, v in state["last_talk_hours"].items()},
             last_react_hours={k: float(v) for k, v in state.get("last_react_hours", {}).items()},
             last_seen=dict(state["last_seen"]),

@@ -24,6 +24,15 @@ Kinds and their ``data`` fields (the contract between the engine, measurements a
   ``latency_s``, ``error`` (or null), ``retries``, ``repaired``, ``backend_calls``,
   ``invalid_answers``.
 - ``intervention``: ``description``, plus what the intervention defines.
+- ``routine``: the agent's routine (:class:`~societas.world.routine.Routine` as JSON: ``wake``,
+  ``sleep``, ``work`` {place, start, end} or null, ``meals`` [{meal, time, place}], ``source``
+  scenario|derived), once per agent at the start of a run.
+- ``plan_check``: ``stage`` (day|replan|agreement|decision), ``violations`` [text] found in the
+  model's plan, ``repaired`` (a repair call was made), ``remaining`` [text] still violating after
+  it, ``fallbacks`` [{start, end, rule}] slots given back to the routine, ``text_fixes`` (free texts
+  cut back to whole words or cleared of another script).
+- ``commitment_decision``: ``description``, ``start``, ``place``, ``go`` (bool), ``reason``: the
+  agent's own decision, shortly before, whether it still keeps an agreement.
 
 ``agent`` is the acting or perceiving agent's name, or None for world-level events.
 """
@@ -52,6 +61,9 @@ EVENT_KINDS = frozenset(
         "relationship",
         "llm_call",
         "intervention",
+        "routine",
+        "plan_check",
+        "commitment_decision",
     }
 )
 

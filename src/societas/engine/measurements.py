@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from societas.engine.events import Event
+from societas.engine.plan_checks import PLAN_CHECK_KINDS, PlanChecks, plan_checks
 from societas.llm.meter import reuse_share
 
 if TYPE_CHECKING:
@@ -733,6 +734,7 @@ class RunSummary(BaseModel):
     awareness: list[AwarenessCheck]
     network: NetworkDensity
     gatherings: list[Attendance]
+    plans: PlanChecks = PlanChecks()
 
     def describe(self) -> str:
         """A short human-readable report."""
@@ -758,6 +760,8 @@ class RunSummary(BaseModel):
                     f"  {purpose}: {totals.calls} calls, {totals.total_tokens} tokens, "
                     f"{_reuse_text(totals, short=True)}"
                 )
+        if self.plans.checked or self.plans.decided:
+            lines.append(self.plans.describe())
         lines += self.news_lines()
         lines += self.network_lines()
         for gathering in self.gatherings:
@@ -808,6 +812,7 @@ def summarise_run(
     dialogue's ground truth at the end of the run.
     """
     events = [stored.event for stored in store.iter_events(kinds=_MEASURED_KINDS)]
+    checks = plan_checks(e.event for e in store.iter_events(kinds=PLAN_CHECK_KINDS))
     counts = store.event_counts()
     end = info.end or _last_time(store) or info.start
     hours = max((end - info.start).total_seconds() / 3600, 0.0)
@@ -854,6 +859,7 @@ def summarise_run(
             relationships=info.relationships,
         ),
         gatherings=gatherings,
+        plans=checks,
     )
 
 

@@ -26,10 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-
-from societas.agents.agent import Agent, minute_of_day
+from societas.agents.agent import DECIDE_AHEAD_MINUTES, Agent, minute_of_day
 from societas.agents.cognition.dialogue import Conversation as Talk
 from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.importance import ImportanceMemo
@@ -41,6 +38,7 @@ from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, o
 from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.interventions import check_intervention, deliveries
 from societas.engine.measurements import detect_news
+from societas.engine.places import PlaceChoices
 from societas.engine.run_directory import SCENARIO_COPY
 from societas.engine.runstore import RunStore, encode_event
 from societas.engine.sharding import LEAD, AgentExchange, Shipment
@@ -52,6 +50,7 @@ from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.memory.stream import MemoryStream
 from societas.prompts import prompt_versions
+from societas.world.phrasing import doing
 from societas.world.scenario import Scenario
 from societas.world.state import World
 
@@ -145,19 +144,13 @@ class Simulation:
         # run), not after one; the next step must then checkpoint too (see ``step``).
         self._checkpoint_before_step = False
         self._saver = StreamSaver()
-        # The town's own open ground (its streets: the area named after the scenario) goes last:
-        # small models favour the first place listed, and a street is a way, not a destination.
-        self._places = sorted(
-            world.place_choices("room"),
-            key=lambda place: place.split(":", 1)[0] == scenario.name,
+        self.choices = PlaceChoices(
+            world,
+            scenario.name,
+            {name: agent.home for name, agent in agents.items()},
+            config.max_plan_places,
         )
-        self._objects_of = _objects_by_room(world, self._places)
-        self._place_order = {place: index for index, place in enumerate(self._places)}
-        self._nearby_places: dict[str, set[str]] = {}
-        self._rooms_of_area: dict[str, list[str]] = {}
-        self._area_boxes: npt.NDArray[np.float64] | None = None
-        for place in self._places:
-            self._rooms_of_area.setdefault(world.places.area_of(place), []).append(place)
+        self._objects_of = _objects_by_room(world, self.choices.rooms)
         self._unsubscribe: Callable[[], None] | None = None
         # Chat-model use this simulation recorded (what a budget counts; see chat_cost).
         self.tokens_spent = 0
@@ -189,7 +182,10 @@ class Simulation:
         world = World.from_scenario(scenario)
         agents = {
             spec.persona.name: Agent(
-                persona=spec.persona, home=spec.home, relationships=dict(spec.relationships)
+                persona=spec.persona,
+                home=spec.home,
+                relationships=dict(spec.relationships),
+                routine=scenario.routine_of(spec.name),
             )
             for spec in scenario.agent_specs()
         }
@@ -208,6 +204,10 @@ class Simulation:
             lambda agent: agent.remember(llm, initial(agent.name), MemoryKind.OBSERVATION, now),
             share=MINDS_ONLY,
         )
+        for name in sim._pass_over(sim._mine):
+            routine = sim.agents[name].routine
+            if routine is not None:  # what the audit checks the day's anchors against
+                sim._emit(name, "routine", routine.to_record())
         sim._drain_outboxes()
         sim._commit(checkpoint=True)
         return sim
@@ -450,6 +450,18 @@ class Simulation:
             only=[n for n in self._mine if self.agents[n].needs_plan(now)],
             share=DAYS,
         )
+        # Shortly before an appointment, each agent decides for itself whether it still goes.
+        await self._for_each_agent(
+            lambda agent: agent.decide_commitment(
+                self.llm, now, self.config, self.weights, DECIDE_AHEAD_MINUTES
+            ),
+            only=[
+                n
+                for n in self._mine
+                if self.agents[n].commitment_due(now, DECIDE_AHEAD_MINUTES) is not None
+            ],
+            share=DAYS,
+        )
         changed = await self._for_each_agent(
             lambda agent: agent.ensure_action(
                 self.llm, now, self._objects_of, self.config, self.weights
@@ -535,7 +547,7 @@ class Simulation:
             sights = list(seen.get(agent.name, []))
             if agent.name in self._changed and agent.current is not None:
                 sights.append(
-                    (f"{agent.name} is {agent.current.description}", agent.current.importance)
+                    (doing(agent.name, agent.current.description), agent.current.importance)
                 )
             await agent.remember(
                 self.llm,
@@ -589,7 +601,7 @@ class Simulation:
                 observation="; ".join(text for text, _ in seen[agent.name]),
                 visible=visible,
                 place=self.world.describe_place(agent.current_place),
-                places=self._detour_places(agent),
+                places=self.choices.detour(agent),
             )
 
         reactions = await self._for_each_agent(decide, only=sorted(candidates), share=RESULTS)
@@ -631,60 +643,13 @@ class Simulation:
         last = self.agents[name].last_react_hours.get(other)
         return last is None or _hours(now) - last >= self.config.react_cooldown_hours
 
-    def _plan_places(self, agent: Agent) -> list[str]:
-        """The rooms ``agent`` may plan for. A world of up to ``max_plan_places`` rooms offers
-        them all; a larger one the rooms of the areas nearest the agent's home (a prompt listing
-        every room of a city would grow with the city), and always where the agent is and where
-        its commitments are."""
-        cap = self.config.max_plan_places
-        if len(self._places) <= cap:
-            return self._places
-        nearby = self._nearby_places.get(agent.home)
-        if nearby is None:
-            nearby = self._nearby_places[agent.home] = self._rooms_near(agent.home, cap)
-        wanted = {*nearby, agent.current_place, *(c.place for c in agent.commitments if c.place)}
-        return self._in_place_order(wanted)
-
-    def _rooms_near(self, home: str, cap: int) -> set[str]:
-        """Up to ``cap`` rooms: the home's area first, then whole areas by distance from home."""
-        places = self.world.places
-        if self._area_boxes is None:
-            self._area_boxes = np.array(
-                [places.bbox(area) for area in self._rooms_of_area], dtype=np.float64
-            )
-        boxes = self._area_boxes
-        x0, y0, x1, y1 = places.bbox(home)
-        x, y = (x0 + x1) / 2, (y0 + y1) / 2
-        # Chebyshev distance from the home's centre to each area's bounding box.
-        dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])
-        dy = np.maximum.reduce([boxes[:, 1] - y, np.zeros(len(boxes)), y - boxes[:, 3]])
-        distance = np.maximum(dx, dy)
-        areas = list(self._rooms_of_area)
-        if (home_area := places.area_of(home)) in self._rooms_of_area:
-            distance[areas.index(home_area)] = -1.0
-        chosen: set[str] = set()
-        for index in np.argsort(distance, kind="stable"):  # ties: in the order of the rooms
-            rooms = self._rooms_of_area[areas[index]]
-            if chosen and len(chosen) + len(rooms) > cap:
-                break
-            chosen.update(rooms)
-        return chosen
+    def _plan_places(self, agent: Agent) -> Callable[[Sequence[str]], list[str]]:
+        """The rooms ``agent`` may plan for, given the memories its planning call sees."""
+        return lambda memories: self.choices.legitimate(agent, memories)
 
     def _talk_places(self, agents: Sequence[Agent]) -> list[str]:
         """Where a conversation may set a meeting: the places its participants may plan for."""
-        wanted = {place for agent in agents for place in self._plan_places(agent)}
-        return self._in_place_order(wanted)
-
-    def _in_place_order(self, places: set[str]) -> list[str]:
-        """The known rooms among ``places``, in the order prompts list rooms."""
-        order = self._place_order
-        return sorted((place for place in places if place in order), key=order.__getitem__)
-
-    def _detour_places(self, agent: Agent) -> list[str]:
-        """Where a reaction may send ``agent`` at once: its places today, home, where it is."""
-        mine = [block.place for block in agent.plan.blocks] if agent.plan else []
-        known = self._place_order
-        return [p for p in dict.fromkeys([agent.current_place, *mine, agent.home]) if p in known]
+        return self.choices.in_order(p for a in agents for p in self.choices.legitimate(a))
 
     def _take_detour(self, name: str, reaction: Reaction, now: datetime) -> bool:
         if reaction.place is None:
@@ -768,10 +733,9 @@ class Simulation:
             if new and self.config.planning:
                 partners = ", ".join(o for o in names if o != agent.name)
                 reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
-                if agent.adopt_commitments(new, now, reason):
-                    await agent.replan(
-                        self.llm, now, reason, self._plan_places(agent), self.config, self.weights
-                    )
+                await agent.take_on(
+                    self.llm, new, now, reason, self._plan_places(agent), self.config, self.weights
+                )
 
         await self._for_each_agent(settle, only=sorted(settled), share=DAYS)
 

@@ -49,6 +49,7 @@ from societas.world.errors import (
 )
 from societas.world.news_facts import NewsFact, ambiguous_name, fact_problems
 from societas.world.places import PlaceTree, Tile, split_address
+from societas.world.routine import Routine, routine_from_lifestyle
 from societas.world.tilemap import TileMap
 from societas.world.yaml_reader import read_yaml
 
@@ -103,6 +104,10 @@ class AgentSpec(Persona):
     relationships: dict[str, str] = Field(default_factory=dict, max_length=50)
     memories: list[Annotated[str, Field(min_length=1, max_length=400)]] = Field(
         default_factory=list, max_length=100
+    )
+    routine: Routine | None = Field(
+        default=None,
+        description="Usual wake, sleep, work and meals; read from the lifestyle when absent.",
     )
 
     @property
@@ -218,6 +223,17 @@ class Scenario(_Spec):
     def agent_specs(self) -> list[AgentSpec]:
         """The agents in file order (each with ``persona``, ``home``, ``relationships``...)."""
         return list(self.agents)
+
+    def routine_of(self, name: str) -> Routine:
+        """The agent's routine: the file's, else one read from its lifestyle and occupation;
+        an area it names stands for the area's first room."""
+        spec = self.agent(name)
+        routine = spec.routine
+        if routine is None:
+            routine, _ = routine_from_lifestyle(
+                spec.lifestyle, spec.occupation, home=spec.home, rooms=self.places.rooms()
+            )
+        return routine.in_rooms(lambda area: self.places.rooms(area)[0])
 
     def initial_memories(self, name: str) -> list[str]:
         return list(self.agent(name).memories)
@@ -486,6 +502,8 @@ class _ScenarioChecker:
             self.check_room((*path, "home"), agent.home, places)
             if agent.spawn is not None and agent.spawn not in spawn_names:
                 self.check_room((*path, "spawn"), agent.spawn, places, spawn_names)
+            if agent.routine is not None:
+                self.check_routine((*path, "routine"), agent.routine, places)
             for other in agent.relationships:
                 if other == agent.name:
                     self.add((*path, "relationships", other), "an agent cannot relate to itself")
@@ -494,6 +512,24 @@ class _ScenarioChecker:
                         (*path, "relationships", other),
                         f"unknown agent {other!r}{did_you_mean(other, names)}",
                     )
+
+    def check_routine(self, path: FieldPath, routine: Routine, places: PlaceTree) -> None:
+        """Every place a routine names must be a known area or room."""
+        named: list[tuple[FieldPath, str]] = []
+        if routine.work is not None:
+            named.append(((*path, "work", "place"), routine.work.place))
+        named += [
+            ((*path, "meals", i, "place"), meal.place) for i, meal in enumerate(routine.meals)
+        ]
+        for field_path, address in named:
+            if address in places and places.get(address).kind in ("area", "room"):
+                continue
+            choices = [*places.rooms(), *places.areas()]
+            self.add(
+                field_path,
+                f"unknown place {address!r}{did_you_mean(address, choices)} "
+                "(an area 'Area' or a room 'Area:room')",
+            )
 
     def check_room(
         self, path: FieldPath, address: str, places: PlaceTree, extra: Iterable[str] = ()

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from societas.world.clock import GameClock
 from societas.world.errors import UnknownAgentError, WorldError, did_you_mean
+from societas.world.phrasing import doing, object_state_phrase
 from societas.world.places import PlaceTree, Tile
 from societas.world.scenario import Scenario
 from societas.world.spatial import SpatialIndex
@@ -79,17 +80,17 @@ class Perception:
         """
         ranked: list[tuple[int, int, str, str]] = []
         for seen in self.agents:
-            text = f"{seen.name} is {seen.activity or 'nearby'}"
+            text = doing(seen.name, seen.activity) if seen.activity else f"{seen.name} is nearby"
             ranked.append((seen.distance, 0, f"agent:{seen.name}", text))
         for thing in self.objects:
             _, room, name = thing.address.split(":")
-            text = f"the {name} in the {room} is {thing.state}"
+            text = f"the {name} in the {room} is {object_state_phrase(thing.state)}"
             ranked.append((thing.distance, 1, f"object:{thing.address}", text))
         ranked.sort()
         return [(key, text) for _, _, key, text in ranked[:limit]]
 
     def lines(self, limit: int | None = None) -> list[str]:
-        """The sentences of :meth:`items`, e.g. ``"Noah Bell is reading"``."""
+        """The sentences of :meth:`items`, e.g. ``"Noah Bell: reading a book"``."""
         return [text for _, text in self.items(limit)]
 
 

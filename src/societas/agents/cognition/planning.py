@@ -54,6 +54,7 @@ from societas.agents.cognition.schemas import (
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
+from societas.world.phrasing import one_script, whole_words, without_other_rooms
 
 FREE_TIME = "free time at home"
 SLEEPING = "sleeping"
@@ -67,6 +68,7 @@ PLAN_MAX_TOKENS = 900
 REVISE_MAX_TOKENS = 760
 DECOMPOSE_MAX_TOKENS = 240
 MAX_STEPS = 6
+STEP_CHARS = 50
 
 
 # --- what the engine uses ---------------------------------------------------------------
@@ -109,6 +111,10 @@ class PlanBlock(BaseModel):
 class Commitment(BaseModel):
     """Something an agent agreed to do; ``fixed`` when it has both a start time and a place.
 
+    ``day`` is the date it is for (set when the agent adopts it; it expires after that day and
+    is never carried into a later one); ``decided`` once the agent, shortly before, has decided
+    that it still goes.
+
     >>> Commitment(description="party at the cafe", place="cafe:hall", start=17 * 60).fixed
     True
     """
@@ -119,6 +125,8 @@ class Commitment(BaseModel):
     place: str | None = None
     start: int | None = Field(default=None, ge=0, le=MINUTES_PER_DAY)
     minutes: int = Field(default=60, ge=5, le=8 * 60)
+    day: date | None = None
+    decided: bool = False
 
     @property
     def fixed(self) -> bool:
@@ -224,7 +232,7 @@ class StepAnswer(BaseModel):
     (:mod:`~societas.agents.cognition.emoji`) and an object used shows the step as its state."""
 
     mins: int = Field(ge=1, le=60)
-    do: str = Field(max_length=40)
+    do: str = Field(max_length=80)  # asked for 2 to 6 words: room to finish, never cut short
     obj: str
 
 
@@ -300,7 +308,7 @@ def _anchor(drafts: Sequence[Draft], start: int, end: int) -> list[tuple[int, in
             own_end = draft.end
         block_end = min(own_end, next_start, end)
         if block_end > block_start:
-            anchored.append((block_start, block_end, draft.activity[:60], draft.place))
+            anchored.append((block_start, block_end, whole_words(draft.activity, 60), draft.place))
     return anchored
 
 
@@ -349,10 +357,10 @@ def keep_commitments(
         slot = PlanBlock(
             start=commitment.start,
             end=end,
-            activity=commitment.description[:60],
+            activity=whole_words(commitment.description, 60),
             place=commitment.place or home,
         )
-        result = _overlay(result, slot)
+        result = overlay(result, slot)
     window_end = max(b.end for b in result)
     drafts = [Draft(b.start, b.end, b.activity, b.place) for b in result]
     return normalise_schedule(drafts, start=start, end=window_end, home=home)
@@ -366,7 +374,7 @@ def _is_planned(blocks: Sequence[PlanBlock], commitment: Commitment) -> bool:
     )
 
 
-def _overlay(blocks: Sequence[PlanBlock], slot: PlanBlock) -> list[PlanBlock]:
+def overlay(blocks: Sequence[PlanBlock], slot: PlanBlock) -> list[PlanBlock]:
     """``blocks`` with ``slot`` inserted, cutting what it overlaps (pieces under 15 min go)."""
     result: list[PlanBlock] = []
     for block in blocks:
@@ -413,7 +421,8 @@ async def plan_day(
     >>> import asyncio
     >>> from societas.llm.fake import ScriptedLLM
     >>> llm = ScriptedLLM(lambda call: {"wake": "7:00", "sleep": "22:00", "blocks": [
-    ...     {"start": "08:00", "end": "17:00", "act": "work", "place": "shop:counter"}]})
+    ...     {"start": "08:00", "act": "work", "place": "shop:counter"},
+    ...     {"start": "17:00", "act": "free time at home", "place": "home:room"}]})
     >>> plan = asyncio.run(plan_day(llm, Persona(name="Ada", age=30), day=date(2023, 2, 13),
     ...     places=["shop:counter"], home="home:room"))
     >>> [b.line() for b in plan.blocks]
@@ -554,8 +563,8 @@ def with_detour(plan: DayPlan, activity: str, place: str, minutes: int, now: dat
     end = min(MINUTES_PER_DAY, first.start + minutes)
     if end <= first.start:
         return plan
-    slot = PlanBlock(start=first.start, end=end, activity=activity[:60], place=place)
-    blocks = _overlay((first, *ahead[1:]), slot)
+    slot = PlanBlock(start=first.start, end=end, activity=whole_words(activity, 60), place=place)
+    blocks = overlay((first, *ahead[1:]), slot)
     drafts = [Draft(b.start, b.end, b.activity, b.place) for b in blocks]
     kept = normalise_schedule(
         drafts, start=first.start, end=max(b.end for b in blocks), home=plan.home
@@ -587,8 +596,12 @@ async def decompose_block(
     memories: Sequence[str] = (),
     params: SamplingParams | None = None,
     emoji_memo: EmojiMemo | None = None,
+    rooms: Sequence[str] = (),
 ) -> tuple[Action, ...]:
     """Break a plan block into 2-6 actions in ONE call; the actions fill the block exactly.
+
+    Each step's text is kept whole (no cut words), in one script, and without naming a room of
+    ``rooms`` other than the block's own (:func:`step_text`).
 
     ``objects`` are the block's room objects (addresses or names, returned as given; the prompt
     names them without their room); ``start`` (minute of day, default the block's start) refines
@@ -619,7 +632,7 @@ async def decompose_block(
     steps = [s for s in answer.steps if model_text(s.do)] or list(answer.steps)
     durations = fit_durations([s.mins for s in steps], block.end - begin)
     steps = steps[: len(durations)]
-    descriptions = [model_text(s.do) or "busy" for s in steps]
+    descriptions = [step_text(s.do, block, rooms) for s in steps]
     emoji = await emoji_for(llm, descriptions, emoji_memo)
     actions: list[Action] = []
     cursor = begin
@@ -640,6 +653,19 @@ async def decompose_block(
         )
         cursor += minutes
     return tuple(actions)
+
+
+def step_text(text: str, block: PlanBlock, rooms: Sequence[str]) -> str:
+    """A step as the model wrote it, made to read right where the agent is: one script, whole
+    words, no other room named ("get dressed in the bedroom" at the market is "get dressed");
+    the block's activity when nothing is left.
+
+    >>> block = PlanBlock(start=600, end=660, activity="work", place="Market:shop floor")
+    >>> step_text("get dressed in the bedroom", block, ["Home:bedroom", "Market:shop floor"])
+    'get dressed'
+    """
+    cleaned = whole_words(one_script(model_text(text)), STEP_CHARS)
+    return without_other_rooms(cleaned, block.place, list(rooms)) or block.activity
 
 
 def object_names(room: str, objects: Sequence[str]) -> dict[str, str]:
