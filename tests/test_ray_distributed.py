@@ -178,8 +178,14 @@ def events_of(run_dir: Path) -> tuple[list[Logged], list[Logged]]:
     """
     with RunStore.open(run_dir, readonly=True) as store:
         events = [stored.event for stored in store.events(limit=None)]
+    where_it_ran = {"latency_s", "reused_prompt_tokens"}  # a shard's own timing and prefix cache
     logged = [
-        (e.step, e.kind, e.agent, json.dumps({k: v for k, v in e.data.items() if k != "latency_s"}))
+        (
+            e.step,
+            e.kind,
+            e.agent,
+            json.dumps({k: v for k, v in e.data.items() if k not in where_it_ran}),
+        )
         for e in events
     ]
     return [e for e in logged if e[1] != "llm_call"], sorted(

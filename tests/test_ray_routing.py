@@ -63,7 +63,10 @@ async def run_town(llm: LLM, out: Path) -> list[Any]:
     sim.close()
     with RunStore.open(out, readonly=True) as store:
         events = [stored.event for stored in store.events(limit=None)]
-    return [(e.step, e.kind, e.agent, {k: v for k, v in e.data.items() if k != "latency_s"})
+    # Latency and the prompt tokens a server reused measure where a call ran, not what the
+    # run did: a shard's prefix cache holds only its own agents' prompts.
+    unplaced = {"latency_s", "reused_prompt_tokens"}
+    return [(e.step, e.kind, e.agent, {k: v for k, v in e.data.items() if k not in unplaced})
             for e in events]  # fmt: skip
 
 

@@ -27,7 +27,8 @@ from societas.world.scenario import Scenario
 
 MODEL = "fake:world"
 HOURS = 2.0
-PER_PROCESS = {"latency_s", "cached", "backend_calls"}
+# What a call cost where it ran (its server, its cache), not what the run did.
+PER_PROCESS = {"latency_s", "cached", "backend_calls", "reused_prompt_tokens"}
 
 
 @pytest.fixture(scope="module")
