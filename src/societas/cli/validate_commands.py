@@ -31,7 +31,7 @@ from societas.distributed.validity import run_suite_on_ray
 from societas.evaluation.calibration import CalibrationError, load_calibration
 from societas.evaluation.validity import Scorecard, ValidityError, load_suite, run_suite
 from societas.evaluation.validity_metrics import ValidityDataError, simulated_effect
-from societas.evaluation.validity_report import write_scorecard
+from societas.evaluation.validity_report import null_text, write_scorecard
 from societas.experiments.report import ReportError, read_csv, read_spec
 from societas.experiments.spec import ExperimentError, ExperimentSpec, HumanTarget
 from societas.llm.registry import DEFAULT_MODEL, open_llm
@@ -159,8 +159,8 @@ async def run_on_ray(
 def print_scorecard(scorecard: Scorecard) -> None:
     for condition in scorecard.conditions:
         table = Table(title=f"Validity: {condition} persona")
-        for column in ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "ratio",
-                       "SD ratio", "null stays"):  # fmt: skip
+        for column in ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "sim/human",
+                       "SD ratio", "saturated", "null verdict", "failed"):  # fmt: skip
             table.add_column(column, justify="left" if column == "experiment" else "right")
         for s in (s for s in scorecard.scores if s.condition == condition):
             table.add_row(
@@ -171,23 +171,22 @@ def print_scorecard(scorecard: Scorecard) -> None:
                 flag(s.sign_agrees),
                 figure(s.magnitude_ratio),
                 figure(s.dispersion_ratio),
-                flag(s.null_stays_null),
+                "yes" if s.saturated else "",
+                null_text(s),
+                f"{s.failed}/{s.asked}",
             )
         console.print(table)
     for summary in scorecard.summaries:
-        console.print(
-            f"[bold]{summary.condition}[/bold]: sign agreement {figure(summary.sign_agreement)}, "
-            f"Pearson r {figure(summary.pearson)}, Spearman r {figure(summary.spearman)}, "
-            f"nulls stay null {figure(summary.nulls_stay_null)}, median |sim|/|human| "
-            f"{figure(summary.median_magnitude_ratio)}, median SD ratio "
-            f"{figure(summary.median_dispersion_ratio)}"
-        )
+        console.print(f"[bold]{summary.condition}[/bold]:")
+        for line in summary.lines():
+            console.print(f"  {line}")
     for fit in scorecard.calibrations:
         console.print(
             f"calibration ({fit.condition}, {fit.model}): human d = {fit.intercept:.3g} + "
             f"{fit.slope:.3g} x simulated d, slope 95% CI [{figure(fit.slope_low)}, "
-            f"{figure(fit.slope_high)}]; LOO RMSE {fit.loo_rmse:.3g} vs uncalibrated "
-            f"{fit.raw_rmse:.3g}"
+            f"{figure(fit.slope_high)}]; leave-one-paradigm-out RMSE {fit.loo_rmse:.3g} "
+            f"({fit.folds} paradigms, {len(fit.items)}/{len(fit.items) + len(fit.excluded)} "
+            f"items) vs uncalibrated {fit.raw_rmse:.3g}"
         )
     for note in scorecard.notes:
         console.print(f"[yellow]note:[/yellow] {note}")

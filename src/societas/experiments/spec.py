@@ -309,7 +309,10 @@ class HumanTarget(_Spec):
     the human mean or share per arm; ``sd`` the human SD of the outcome within arms; ``items``
     outcome ids averaged per agent into one score; ``split_by`` a choice outcome whose answer
     splits agents (the effect is then: chose its success option minus did not, within arms);
-    ``ranks`` computes the simulated d on pooled ranks (for skewed estimates).
+    ``ranks`` computes the simulated d on pooled ranks (for skewed estimates); ``paradigm``
+    groups items that are not independent evidence (the four anchoring questions share one
+    paradigm): correlations resample paradigms and calibration leaves one paradigm out at a
+    time (default: the experiment's own name).
     """
 
     effect: float
@@ -324,6 +327,7 @@ class HumanTarget(_Spec):
     items: list[str] | None = Field(default=None, min_length=2, max_length=10)
     split_by: str | None = None
     ranks: bool = False
+    paradigm: Identifier | None = None
 
 
 # --- the experiment -----------------------------------------------------------------------------
