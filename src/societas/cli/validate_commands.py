@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -32,7 +32,9 @@ from societas.evaluation.calibration import CalibrationError, load_calibration
 from societas.evaluation.validity import Scorecard, ValidityError, load_suite, run_suite
 from societas.evaluation.validity_metrics import ValidityDataError, simulated_effect
 from societas.evaluation.validity_report import null_text, write_scorecard
+from societas.experiments.answer_modes import ANSWER_MODES, AnswerMode
 from societas.experiments.report import ReportError, read_csv, read_spec
+from societas.experiments.runner import with_answer_mode
 from societas.experiments.spec import ExperimentError, ExperimentSpec, HumanTarget
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.paths import default_llm_cache_path
@@ -76,6 +78,15 @@ def validate(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the calibration bootstrap.")] = 0,
+    answer_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--answer-mode",
+            help="How answers are produced: mode (the most likely answer), token (a draw from "
+            "the model's token probabilities) or stated (a draw from a distribution the "
+            "respondent states). Default: each file's answer_mode (mode).",
+        ),
+    ] = None,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
     ray: RayOption = None,
@@ -89,6 +100,10 @@ def validate(
         specs = load_suite(paths, ids)
     except (ValidityError, ExperimentError) as error:
         fail(str(error))
+    if answer_mode is not None:
+        if answer_mode not in ANSWER_MODES:
+            fail(f"--answer-mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}")
+        specs = [with_answer_mode(s, cast(AnswerMode, answer_mode)) for s in specs]
     conditions: list[PersonaCondition] = list(PERSONA_CONDITIONS) if baselines else ["full"]
     try:
         if placement is None:
@@ -103,7 +118,8 @@ def validate(
             )
     except (*RUN_ERRORS, ValidityError, ValidityDataError, RayError) as error:
         fail(str(error))
-    scorecard.meta.update({"model": model, "experiments": len(specs)})
+    modes = sorted({s.answer_mode for s in specs})
+    scorecard.meta.update({"model": model, "experiments": len(specs), "answer_mode": modes})
     written = write_scorecard(scorecard, out)
     print_scorecard(scorecard)
     console.print("scorecard: " + ", ".join(str(p) for p in written))

@@ -47,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,22 @@ class SimulatedEffect:
     saturated: bool = False
     """Some arm answered all alike (a binary d is then Firth's/Haldane-Anscombe's)."""
     attrition: tuple[ArmAttrition, ...] = ()
+    order: OrderCheck | None = None
+    stimulus_delivered: tuple[int, int] = (0, 0)
+    """Answers of arms with a vignette whose prompt held it, of all such answers."""
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """Choice answers that took the first option shown, of all, and the share chance gives."""
+
+    first: int
+    answers: int
+    expected: float
+
+    @property
+    def share(self) -> float:
+        return self.first / self.answers if self.answers else NAN
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,18 @@ class ItemScore:
     failed: int = 0
     attrition: dict[str, str] = field(default_factory=dict)
     """Per arm: ``"failed/asked"`` agents."""
+    first_option: int = 0
+    order_answers: int = 0
+    first_option_expected: float = NAN
+    """Choice answers taking the first option shown, of ``order_answers``, and chance's share."""
+    stimulus_shown: int = 0
+    stimulus_answers: int = 0
+    """Answers of stimulus arms whose prompt held the stimulus, of all of them."""
+    tvd: float = NAN
+    """Total variation distance between simulated and human answer shares, mean over arms."""
+    tvd_uniform: float = NAN
+    tvd_majority: float = NAN
+    """The same for a uniform answerer and for one giving every arm's human majority answer."""
 
     @property
     def effective_d(self) -> float:
@@ -201,7 +230,37 @@ def simulated_effect(
         note=effect[4],
         saturated=any(len(np.unique(v)) == 1 for v in values.values()),
         attrition=lost,
+        order=order_check(responses, spec, target),
+        stimulus_delivered=stimulus_delivery(responses, spec),
     )
+
+
+def target_rows(responses: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget) -> pd.DataFrame:
+    outcomes = target.items or [target.outcome or spec.outcomes[0].id]
+    return responses[responses["outcome"].isin(outcomes)]
+
+
+def order_check(
+    responses: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget
+) -> OrderCheck | None:
+    """How often the answer was the first option shown (None without recorded orders)."""
+    if "shown_position" not in responses.columns or "shown" not in responses.columns:
+        return None
+    rows = target_rows(responses, spec, target).dropna(subset=["shown_position"])
+    if rows.empty:
+        return None
+    sizes = [len(json.loads(text)) for text in rows["shown"]]
+    first = int((rows["shown_position"].astype(float) == 0).sum())
+    return OrderCheck(first, len(rows), float(np.mean([1 / k for k in sizes])))
+
+
+def stimulus_delivery(responses: pd.DataFrame, spec: ExperimentSpec) -> tuple[int, int]:
+    """Answers in arms with a vignette whose prompt held it, of all those answers."""
+    arms = [a for a, s in spec.stimulus.items() if s.vignette]
+    rows = responses[responses["arm"].isin(arms)]
+    if rows.empty or "stimulus_shown" not in rows.columns:
+        return (0, len(rows))
+    return (int(rows["stimulus_shown"].fillna(False).astype(bool).sum()), len(rows))
 
 
 def agent_scores(means: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget) -> pd.DataFrame:
@@ -429,6 +488,7 @@ def score_item(
     judgement = judge_null(effect.d, effect.se, human_ci) if kind == "null" else None
     errors = level_errors(effect.arm_values, human_levels)
     asked = sum(a.asked for a in effect.attrition)
+    distances = answer_distances(effect, human_levels)
     return ItemScore(
         id=item_id,
         kind=kind,
@@ -458,7 +518,32 @@ def score_item(
         asked=asked if effect.attrition else effect.n_control + effect.n_treated,
         failed=sum(a.failed for a in effect.attrition),
         attrition={a.arm: f"{a.failed}/{a.asked}" for a in effect.attrition},
+        first_option=effect.order.first if effect.order else 0,
+        order_answers=effect.order.answers if effect.order else 0,
+        first_option_expected=effect.order.expected if effect.order else NAN,
+        stimulus_shown=effect.stimulus_delivered[0],
+        stimulus_answers=effect.stimulus_delivered[1],
+        tvd=distances[0],
+        tvd_uniform=distances[1],
+        tvd_majority=distances[2],
     )
+
+
+def answer_distances(
+    effect: SimulatedEffect, human: dict[str, float] | None
+) -> tuple[float, float, float]:
+    """Mean over arms of the total variation distance to the human answer shares of a binary
+    outcome (|p_sim - p_human|), and the same for a uniform answerer (|0.5 - p|) and for one
+    always giving the human majority answer (1 - max(p, 1 - p)). NaN without human shares."""
+    if not effect.binary or not human:
+        return NAN, NAN, NAN
+    shares = [(value, human[arm]) for arm, value in effect.arm_values if arm in human]
+    if not shares:
+        return NAN, NAN, NAN
+    sim = float(np.mean([abs(p - h) for p, h in shares]))
+    uniform = float(np.mean([abs(0.5 - h) for _, h in shares]))
+    majority = float(np.mean([1 - max(h, 1 - h) for _, h in shares]))
+    return sim, uniform, majority
 
 
 def score_spec(spec: ExperimentSpec, effect: SimulatedEffect, condition: str) -> ItemScore:

@@ -83,7 +83,9 @@ def summary_table(summaries: Sequence[SuiteSummary]) -> str:
     head = ["condition", "sign agreement (k/N)", "nulls equivalent / effect / unresolved (of N)",
             "median null power", "Pearson r [95% CI]", "Spearman r [95% CI]",
             "items in r (k/N, paradigms)", "median signed ratio (k/N)", "median SD ratio (k/N)",
-            "mean |level error| (k/N)", "saturated (k/N)", "failed agents (k/N)"]  # fmt: skip
+            "mean |level error| (k/N)", "saturated (k/N)", "failed agents (k/N)",
+            "mean TVD: simulated / uniform / majority (k/N)", "first option taken (chance)",
+            "stimulus in prompt (k/N)"]  # fmt: skip
     rows = [
         [
             s.condition,
@@ -98,6 +100,10 @@ def summary_table(summaries: Sequence[SuiteSummary]) -> str:
             f"{number(s.mean_level_error)} ({s.level_k}/{s.items})",
             f"{s.saturated}/{s.items}",
             f"{s.failed}/{s.asked}",
+            f"{number(s.mean_tvd)} / {number(s.mean_tvd_uniform)} / "
+            f"{number(s.mean_tvd_majority)} ({s.tvd_k}/{s.items})",
+            f"{s.first_option}/{s.order_answers} ({number(s.first_option_expected)})",
+            f"{s.stimulus_shown}/{s.stimulus_answers}",
         ]
         for s in summaries
     ]
@@ -126,7 +132,8 @@ def calibration_table(calibrations: Sequence[Calibration]) -> str:
 def item_table(scores: Sequence[ItemScore]) -> str:
     head = ["experiment", "kind", "sim d [95% CI]", "human d [95% CI]", "n", "same sign",
             "sim/human", "SD ratio", "level error", "modal share", "saturated",
-            "null verdict (margin, power)", "failed/asked per arm", "note"]  # fmt: skip
+            "null verdict (margin, power)", "failed/asked per arm",
+            "TVD (uniform, majority)", "first option taken", "note"]  # fmt: skip
     rows = [
         [
             s.id,
@@ -142,6 +149,8 @@ def item_table(scores: Sequence[ItemScore]) -> str:
             "yes" if s.saturated else "no",
             null_text(s),
             ", ".join(f"{arm} {v}" for arm, v in s.attrition.items()),
+            f"{number(s.tvd)} ({number(s.tvd_uniform)}, {number(s.tvd_majority)})",
+            f"{s.first_option}/{s.order_answers}" if s.order_answers else "–",
             s.note,
         ]
         for s in scores

@@ -73,6 +73,15 @@ class SuiteSummary:
     saturated: int
     failed: int
     asked: int
+    first_option: int = 0
+    order_answers: int = 0
+    first_option_expected: float = NAN
+    stimulus_shown: int = 0
+    stimulus_answers: int = 0
+    mean_tvd: float = NAN
+    mean_tvd_uniform: float = NAN
+    mean_tvd_majority: float = NAN
+    tvd_k: int = 0
 
     @property
     def sign_agreement(self) -> float:
@@ -107,6 +116,12 @@ class SuiteSummary:
             f"mean |level error| {figure(self.mean_level_error)} (over {self.level_k}/"
             f"{self.items}), saturated {self.saturated}/{self.items}, modal share "
             f"{figure(self.mean_modal_share)}, failed answers {self.failed}/{self.asked} agents",
+            f"answer shares vs people (binary items with human shares, {self.tvd_k}/{self.items}):"
+            f" mean TVD {figure(self.mean_tvd)}; uniform answerer {figure(self.mean_tvd_uniform)},"
+            f" majority answerer {figure(self.mean_tvd_majority)} (lower is closer)",
+            f"option order: first option shown taken {self.first_option}/{self.order_answers} "
+            f"(chance {figure(self.first_option_expected)}); stimulus in the prompt "
+            f"{self.stimulus_shown}/{self.stimulus_answers} answers of stimulus arms",
         ]
 
 
@@ -127,6 +142,7 @@ def summarize(
     ratios = [s.magnitude_ratio for s in effects if math.isfinite(s.magnitude_ratio)]
     spreads = [s.dispersion_ratio for s in scores if math.isfinite(s.dispersion_ratio)]
     levels = [s.level_error for s in scores if math.isfinite(s.level_error)]
+    with_shares = [s for s in scores if math.isfinite(s.tvd)]
     return SuiteSummary(
         condition=condition,
         items=len(scores),
@@ -156,7 +172,24 @@ def summarize(
         saturated=sum(s.saturated for s in scores),
         failed=sum(s.failed for s in scores),
         asked=sum(s.asked for s in scores),
+        first_option=sum(s.first_option for s in scores),
+        order_answers=sum(s.order_answers for s in scores),
+        first_option_expected=weighted_chance(scores),
+        stimulus_shown=sum(s.stimulus_shown for s in scores),
+        stimulus_answers=sum(s.stimulus_answers for s in scores),
+        mean_tvd=mean([s.tvd for s in with_shares]),
+        mean_tvd_uniform=mean([s.tvd_uniform for s in with_shares]),
+        mean_tvd_majority=mean([s.tvd_majority for s in with_shares]),
+        tvd_k=len(with_shares),
     )
+
+
+def weighted_chance(scores: Sequence[ItemScore]) -> float:
+    """Chance's share of first-option answers, over all recorded choice answers."""
+    total = sum(s.order_answers for s in scores)
+    if not total:
+        return NAN
+    return sum(s.first_option_expected * s.order_answers for s in scores if s.order_answers) / total
 
 
 Interval = tuple[float, float, float]
