@@ -205,8 +205,18 @@ def simulated_effect(
     control = scores.loc[scores["arm"] == spec.control_arm, "score"].to_numpy(np.float64)
     treated = scores.loc[scores["arm"] == treated_arm, "score"].to_numpy(np.float64)
     if len(control) == 0 or len(treated) == 0:
-        raise ValidityDataError(
-            f"{spec.name}: an arm has no usable answers ({attrition_text(lost)} failed)"
+        # Nothing to compare: an undefined effect, a miss, with the attrition shown.
+        return SimulatedEffect(
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+            n_control=len(control),
+            n_treated=len(treated),
+            note=f"an arm has no usable answers (failed: {attrition_text(lost)})",
+            saturated=True,
+            attrition=lost,
+            stimulus_delivered=stimulus_delivery(responses, spec),
         )
     binary = is_binary(spec, target, scores["score"])
     values = {spec.control_arm: control, treated_arm: treated}
@@ -268,9 +278,13 @@ def agent_scores(means: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget)
     outcomes = target.items or [target.outcome or spec.outcomes[0].id]
     part = means[means["outcome"].isin(outcomes)]
     wide = part.pivot_table(index=["agent", "arm"], columns="outcome", values="value")
-    missing = [o for o in outcomes if o not in wide.columns]
+    asked = set(means["outcome"])
+    missing = [o for o in outcomes if o not in asked]
     if missing:
         raise ValidityDataError(f"{spec.name}: no answers to {', '.join(missing)}")
+    for outcome in outcomes:  # asked, but every answer failed: counted as attrition below
+        if outcome not in wide.columns:
+            wide[outcome] = np.nan
     # An agent missing one item of a composite has no score (counted in the attrition).
     scores = wide[outcomes].mean(axis=1, skipna=False).rename("score").reset_index()
     if target.split_by is not None:

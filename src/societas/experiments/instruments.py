@@ -94,8 +94,10 @@ class Measurement:
     mode: str = "mode"
 
     @classmethod
-    def failed(cls, error: LLMOutputError, mode: str = "mode") -> Measurement:
-        return cls(math.nan, "", "", error=str(error), mode=mode)
+    def failed(
+        cls, error: LLMOutputError, mode: str = "mode", stimulus_shown: bool = False
+    ) -> Measurement:
+        return cls(math.nan, "", "", error=str(error), stimulus_shown=stimulus_shown, mode=mode)
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ async def measure_all(
                 llm, agent, outcome, now, memories=memories, sample_index=replicate, asking=asking
             )
         except LLMOutputError as error:
-            return Measurement.failed(error, mode)
+            return Measurement.failed(error, mode, stimulus_shown=bool(stimulus.strip()))
 
     answers = await asyncio.gather(*(one(o, r) for o, r in jobs))
     return [(o.id, r, m) for (o, r), m in zip(jobs, answers, strict=True)]
