@@ -36,7 +36,9 @@ human_target: {effect: 0.5, type: d, source: a test, outcome: pick, arm: told,
 
 def first_listed(call: ScriptedCall) -> object:
     """Always the option listed first, a typical order bias; 1000 for numbers."""
-    schema = call.schema.model_json_schema()  # type: ignore[union-attr]
+    if call.schema is None:  # token probabilities over the option letters
+        return {"A": 0.8, "B": 0.2}
+    schema = call.schema.model_json_schema()
     answer = schema["properties"].get("answer", {})
     if "enum" in answer:
         listed = call.messages[-1].content.split("Options:\n")[1].splitlines()
@@ -88,7 +90,7 @@ async def test_stated_mode_draws_from_the_stated_chances(tmp_path: Path) -> None
         spec, ScriptedLLM(first_listed), tmp_path, n=200, answer_mode="stated"
     )
     picks = result.responses[result.responses["outcome"] == "pick"]
-    stated = [json.loads(s) for s in picks["stated"]]
+    stated = [json.loads(s) for s in picks["probabilities"]]
     # "A" is the first letter shown, so its 70% goes to whichever option was listed first
     assert all(sorted(s.values()) == pytest.approx([0.3, 0.7]) for s in stated)
     first = (picks["shown_position"] == 0).mean()
@@ -100,12 +102,20 @@ async def test_stated_mode_draws_from_the_stated_chances(tmp_path: Path) -> None
         await run_experiment(spec, ScriptedLLM(first_listed), tmp_path, n=200, answer_mode="mode")
 
 
-async def test_token_mode_samples_with_each_respondents_seed(tmp_path: Path) -> None:
+async def test_token_mode_draws_from_the_models_probabilities(tmp_path: Path) -> None:
     llm = ScriptedLLM(first_listed)
-    await run_experiment(experiment_from_text(SPEC), llm, tmp_path, n=10, answer_mode="token")
-    survey = [c for c in llm.calls if c.purpose == "survey"]
-    assert all(c.params is not None and c.params.temperature == 1.0 for c in survey)
-    assert len({c.params.seed for c in survey if c.params is not None}) == len(survey)
+    spec = experiment_from_text(SPEC.replace("n: 40", "n: 200"))
+    result = await run_experiment(spec, llm, tmp_path, n=200, answer_mode="token")
+    picks = result.responses[result.responses["outcome"] == "pick"]
+    assert 0.7 < (picks["shown_position"] == 0).mean() < 0.9  # drawn from 0.8 / 0.2
+    recorded = [sorted(json.loads(p).values()) for p in picks["probabilities"]]
+    assert all(r == pytest.approx([0.2, 0.8]) for r in recorded)
+    letters = [c for c in llm.calls if c.schema is None]
+    assert letters and all("Reply with the letter only" in c.prompt_text for c in letters)
+    numbers = [c for c in llm.calls if c.purpose == "survey" and c.schema is not None]
+    # numbers are sampled from the model's distribution with each respondent's own seed
+    assert all(c.params is not None and c.params.temperature == 1.0 for c in numbers)
+    assert len({c.params.seed for c in numbers if c.params is not None}) == len(numbers)
     greedy = ScriptedLLM(first_listed)
     await run_experiment(experiment_from_text(SPEC), greedy, tmp_path / "m", n=4)
     assert all(

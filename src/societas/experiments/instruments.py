@@ -42,7 +42,11 @@ from pydantic import BaseModel, Field
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_choice, answer_in_character, answer_scale
 from societas.agents.cognition.schemas import bounded_params, model_text, one_line
-from societas.agents.cognition.stated import state_distribution, state_quantiles
+from societas.agents.cognition.stated import (
+    state_distribution,
+    state_quantiles,
+    token_distribution,
+)
 from societas.experiments.answer_modes import (
     AnswerMode,
     draw_from_quantiles,
@@ -80,7 +84,8 @@ class Measurement:
     ``error`` says why there is no answer (the model gave no valid one even after its repair and
     fresh asks); ``value`` is then NaN, and the analysis leaves the measurement out (the validity
     scorecard counts it as attrition). ``shown`` is the option order the respondent saw;
-    ``stated`` the probabilities (or low/typical/high numbers) it stated, when it stated any;
+    ``stated`` the probabilities behind a drawn answer: stated by the respondent (or its
+    low/typical/high numbers) in mode ``stated``, the model's token probabilities in ``token``;
     ``stimulus_shown`` whether the arm's stimulus was in the prompt; ``mode`` the answer mode.
     """
 
@@ -135,16 +140,20 @@ async def measure(
     persona = agent.persona
     if isinstance(outcome, LikertOutcome):
         labels = outcome.scale_labels
-        if how.mode == "stated":
+        if how.mode in ("stated", "token"):
             points = [f"{i + 1} ({label})" for i, label in enumerate(labels)]
-            stated = await state_distribution(llm, persona, outcome.question, points, **common)
-            picked = draw_option(rng, stated.probabilities)
-            value = points.index(picked) + 1
+            if how.mode == "stated":
+                said = await state_distribution(llm, persona, outcome.question, points, **common)
+                chances, reason = said.probabilities, said.reason
+            else:
+                chances = await token_distribution(llm, persona, outcome.question, points, **common)
+                reason = ""
+            value = points.index(draw_option(rng, chances)) + 1
             return Measurement(
                 float(value),
                 labels[value - 1],
-                stated.reason,
-                stated=stated.probabilities,
+                reason,
+                stated=dict(chances),
                 stimulus_shown=shown,
                 mode=how.mode,
             )
@@ -207,10 +216,16 @@ async def measure(
         )
     if isinstance(outcome, ChoiceOutcome):
         order = shuffled(outcome.options, rng)
+        probabilities: dict[str, float] | None
         if how.mode == "stated":
             stated = await state_distribution(llm, persona, outcome.question, order, **common)
             option = draw_option(rng, stated.probabilities)
             reason, probabilities = stated.reason, dict(stated.probabilities)
+        elif how.mode == "token":
+            probabilities = await token_distribution(
+                llm, persona, outcome.question, order, **common
+            )
+            option, reason = draw_option(rng, probabilities), ""
         else:
             choice = await answer_choice(
                 llm,

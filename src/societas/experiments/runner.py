@@ -403,13 +403,13 @@ def answer_rows(
 
 def instrument_fields(m: Measurement) -> dict[str, Any]:
     """How the question was put: answer mode, option order and the position of the answer in
-    it, the stated probabilities, whether the stimulus was in the prompt."""
+    it, the probabilities behind a drawn answer, whether the stimulus was in the prompt."""
     fields: dict[str, Any] = {"mode": m.mode, "stimulus_shown": m.stimulus_shown}
     if m.shown:
         fields["shown"] = json.dumps(list(m.shown))
         fields["shown_position"] = m.shown.index(m.answer) if m.answer in m.shown else None
     if m.stated is not None:
-        fields["stated"] = json.dumps(m.stated)
+        fields["probabilities"] = json.dumps(m.stated)
     return fields
 
 

@@ -27,10 +27,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from societas.agents.cognition.interview import SURVEY_MAX_TOKENS, scale_text, survey_context
-from societas.agents.cognition.schemas import ask, model_text, one_line
+from societas.agents.cognition.schemas import ask, model_text, one_line, render_prompt
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Between, Narrowed, narrow
-from societas.llm.types import LanguageModel, LLMOutputError, SamplingParams
+from societas.llm.types import (
+    LanguageModel,
+    LLMConfigError,
+    LLMOutputError,
+    SamplingParams,
+    TokenProbabilityModel,
+)
 
 LETTERS = string.ascii_uppercase
 PER_OPTION_TOKENS = 8
@@ -42,6 +48,13 @@ class StatedDistribution(BaseModel):
     A: int = Field(ge=0, le=100)
     B: int = Field(ge=0, le=100)
     why: str = Field(max_length=100)
+
+
+class LetterAnswer(BaseModel):
+    """The answer of ``answer_letter.yaml``: one option letter (only its first-token
+    probabilities are read)."""
+
+    letter: str = Field(max_length=1)
 
 
 class StatedQuantiles(BaseModel):
@@ -128,6 +141,40 @@ async def state_distribution(
         probabilities={o: c / total for o, c in zip(allowed, chances, strict=True)},
         reason=model_text(str(getattr(answer, "why", ""))),
     )
+
+
+async def token_distribution(
+    llm: LanguageModel,
+    persona: Persona,
+    question: str,
+    options: Sequence[str],
+    *,
+    memories: Sequence[str] = (),
+    now: datetime | None = None,
+    stimulus: str = "",
+    purpose: str = "survey",
+    params: SamplingParams | None = None,
+    sample_index: int = 0,
+) -> dict[str, float]:
+    """The model's own probability of each option (shown lettered, in the order given): its
+    first-token probabilities over the option letters, renormalised. Needs a model that reports
+    token probabilities (:class:`LLMConfigError` otherwise)."""
+    allowed = tuple(dict.fromkeys(o for o in options if o.strip()))
+    if not 2 <= len(allowed) <= len(LETTERS):
+        raise ValueError(f"a token distribution needs 2 to 26 distinct options, got {options!r}")
+    if not isinstance(llm, TokenProbabilityModel):
+        raise LLMConfigError("answer mode 'token' needs a model that reports token probabilities")
+    messages = render_prompt(
+        "answer_letter",
+        **survey_context(persona, memories, now, stimulus),
+        question=one_line(question),
+        options=lettered(allowed),
+    )
+    letters = [LETTERS[i] for i in range(len(allowed))]
+    shares = await llm.choice_probabilities(
+        messages, letters, purpose=purpose, params=params, sample_index=sample_index
+    )
+    return {option: shares[letter] for option, letter in zip(allowed, letters, strict=True)}
 
 
 def quantiles_answer(low: int, high: int) -> Narrowed[StatedQuantiles]:
