@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from societas.evaluation.validity_metrics import score_spec, simulated_effect
+from societas.evaluation.validity_summary import summarize
 from societas.experiments.answer_modes import draw_from_quantiles, respondent_rng
 from societas.experiments.runner import ExperimentRunError, run_experiment
 from societas.experiments.spec import experiment_from_text
@@ -59,6 +60,7 @@ async def test_option_order_is_random_recorded_and_order_bias_shows(tmp_path: Pa
     assert (picks["shown_position"] == 0).all()  # the responder always took the first shown
     score = score_spec(spec, simulated_effect(result.responses, spec), "full")
     assert score.first_option == score.order_answers == 40 and score.first_option_expected == 0.5
+    assert summarize([score]).first_option_p < 1e-6  # the order effect is flagged
     again = await run_experiment(spec, ScriptedLLM(first_listed), tmp_path / "b", n=40)
     assert list(again.responses["shown"].dropna()) == list(picks["shown"])  # seeded
 

@@ -84,7 +84,7 @@ def summary_table(summaries: Sequence[SuiteSummary]) -> str:
             "median null power", "Pearson r [95% CI]", "Spearman r [95% CI]",
             "items in r (k/N, paradigms)", "median signed ratio (k/N)", "median SD ratio (k/N)",
             "mean |level error| (k/N)", "saturated (k/N)", "failed agents (k/N)",
-            "mean TVD: simulated / uniform / majority (k/N)", "first option taken (chance)",
+            "mean TVD: simulated / uniform / majority (k/N)", "first option taken (chance, p)",
             "stimulus in prompt (k/N)"]  # fmt: skip
     rows = [
         [
@@ -102,7 +102,8 @@ def summary_table(summaries: Sequence[SuiteSummary]) -> str:
             f"{s.failed}/{s.asked}",
             f"{number(s.mean_tvd)} / {number(s.mean_tvd_uniform)} / "
             f"{number(s.mean_tvd_majority)} ({s.tvd_k}/{s.items})",
-            f"{s.first_option}/{s.order_answers} ({number(s.first_option_expected)})",
+            f"{s.first_option}/{s.order_answers} ({number(s.first_option_expected)}, "
+            f"p {number(s.first_option_p)})",
             f"{s.stimulus_shown}/{s.stimulus_answers}",
         ]
         for s in summaries

@@ -88,6 +88,17 @@ class SuiteSummary:
         return fraction(self.sign_agreement_k, self.sign_agreement_n)
 
     @property
+    def first_option_p(self) -> float:
+        """Two-sided binomial p of the first-option count against chance's share (an order
+        effect when small)."""
+        if not self.order_answers or not math.isfinite(self.first_option_expected):
+            return NAN
+        test = scipy_stats.binomtest(
+            self.first_option, self.order_answers, self.first_option_expected
+        )
+        return float(test.pvalue)
+
+    @property
     def nulls_equivalent_share(self) -> float:
         return fraction(self.nulls_equivalent, self.nulls)
 
@@ -96,6 +107,7 @@ class SuiteSummary:
             **asdict(self),
             "sign_agreement": self.sign_agreement,
             "nulls_equivalent_share": self.nulls_equivalent_share,
+            "first_option_p": self.first_option_p,
         }
 
     def lines(self) -> list[str]:
@@ -120,7 +132,8 @@ class SuiteSummary:
             f" mean TVD {figure(self.mean_tvd)}; uniform answerer {figure(self.mean_tvd_uniform)},"
             f" majority answerer {figure(self.mean_tvd_majority)} (lower is closer)",
             f"option order: first option shown taken {self.first_option}/{self.order_answers} "
-            f"(chance {figure(self.first_option_expected)}); stimulus in the prompt "
+            f"(chance {figure(self.first_option_expected)}, binomial p "
+            f"{figure(self.first_option_p)}); stimulus in the prompt "
             f"{self.stimulus_shown}/{self.stimulus_answers} answers of stimulus arms",
         ]
 
