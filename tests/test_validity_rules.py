@@ -121,6 +121,10 @@ def test_a_unanimous_arm_gives_a_finite_flagged_d() -> None:
     assert math.isfinite(found.d) and found.saturated and "Firth" in found.note
     # 0.5 in every cell: log((20.5 * 10.5) / (0.5 * 10.5)) = log 41
     assert found.d == pytest.approx(math.log(41) * math.sqrt(3) / math.pi)
+    score = score_spec(target, found, "full")
+    # its size grows with n: no magnitude ratio and no calibration point, but still a sign
+    assert math.isnan(score.magnitude_ratio) and math.isnan(score.calibration_d)
+    assert score.sign_agrees is True and summarize([score]).magnitude_k == 0
 
 
 def test_correlation_has_an_interval_and_counts_anchoring_as_one_paradigm() -> None:

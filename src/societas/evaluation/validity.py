@@ -223,7 +223,7 @@ def scorecard_of(
         try:
             calibrations.append(
                 fit_calibration(
-                    [s.effective_d for s in mine],
+                    [s.calibration_d for s in mine],
                     [s.human_d for s in mine],
                     [s.id for s in mine],
                     np.random.default_rng(seed),

@@ -23,7 +23,9 @@ Definitions
 - **sign agreement**: the simulated d has the human d's sign (the raw difference decides when
   d is undefined). A simulated effect of exactly 0, or none at all, is a *miss*, never left out.
 - **magnitude ratio**: ``d_sim / d_human``, signed, so a wrong-sign effect scores below 0
-  (undefined for human ``|d| < 0.05``; 0 when the simulated arms do not differ).
+  (undefined for human ``|d| < 0.05``; 0 when the simulated arms do not differ; undefined for a
+  saturated choice item whose arms differ, whose d grows with n: it is left out of the median
+  and of calibration, and the k/N of those figures shows it).
 - **dispersion ratio**: simulated over human within-arm SD of the outcome: for numeric and
   Likert outcomes the pooled within-arm SD against the target's ``sd``; for binary outcomes the
   Bernoulli SD ``sqrt(mean over arms of p (1 - p))`` against the same from the human arm shares
@@ -172,6 +174,7 @@ class ItemScore:
     tvd_uniform: float = NAN
     tvd_majority: float = NAN
     """The same for a uniform answerer and for one giving every arm's human majority answer."""
+    binary: bool = False
 
     @property
     def effective_d(self) -> float:
@@ -179,6 +182,16 @@ class ItemScore:
         if math.isfinite(self.sim_d):
             return self.sim_d
         return 0.0 if self.raw_difference == 0 else NAN
+
+    @property
+    def size_known(self) -> bool:
+        """False for a saturated choice item whose arms differ: its d grows with n, so it says
+        "at least this large", not how large (left out of magnitude ratios and calibration)."""
+        return not (self.binary and self.saturated and self.raw_difference != 0)
+
+    @property
+    def calibration_d(self) -> float:
+        return self.effective_d if self.size_known else NAN
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -516,7 +529,11 @@ def score_item(
         raw_difference=effect.raw_difference,
         n=effect.n_control + effect.n_treated,
         sign_agrees=sign_agrees(effect.d, effect.raw_difference, human),
-        magnitude_ratio=magnitude_ratio(effect.d, human, effect.raw_difference),
+        magnitude_ratio=(
+            magnitude_ratio(effect.d, human, effect.raw_difference)
+            if not (effect.binary and effect.saturated and effect.raw_difference != 0)
+            else NAN
+        ),
         dispersion_ratio=ratio(effect.sd, human_spread),
         modal_share=effect.modal_share,
         condition=condition,
@@ -540,6 +557,7 @@ def score_item(
         tvd=distances[0],
         tvd_uniform=distances[1],
         tvd_majority=distances[2],
+        binary=effect.binary,
     )
 
 
