@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import threading
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM, first_token_shares
 from societas.llm.fake import HashEmbedder
 from societas.llm.fake_backend import ScriptedBackend
+from societas.llm.openai_compat import OpenAIBackend
 from societas.llm.types import (
     Completion,
     LLMConfigError,
@@ -58,6 +62,53 @@ async def test_the_client_asks_once_and_caches(tmp_path: Path) -> None:
     plain = LLM(ScriptedBackend(), HashEmbedder())
     with pytest.raises(LLMConfigError, match="token probabilities"):
         await plain.choice_probabilities(ASK, ["A", "B"], purpose="survey")
+
+
+ANSWER = {
+    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+    "choices": [{
+        "index": 0, "finish_reason": "length",
+        "message": {"role": "assistant", "content": "B"},
+        "logprobs": {"content": [{"token": "B", "logprob": -0.2, "bytes": None, "top_logprobs": [
+            {"token": "B", "logprob": -0.2, "bytes": None},
+            {"token": "A", "logprob": -1.9, "bytes": None},
+            {"token": "I", "logprob": -3.0, "bytes": None}]}]},
+    }],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+}  # fmt: skip
+
+
+def test_an_openai_compatible_server_is_asked_for_logprobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps(ANSWER).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SOCIETAS_API_KEY", "test-key")
+    try:
+        backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{server.server_port}/v1")
+        llm = LLM(backend, HashEmbedder())
+        shares = asyncio.run(llm.choice_probabilities(ASK, ["A", "B"], purpose="survey"))
+    finally:
+        server.shutdown()
+    assert seen[0]["logprobs"] is True and seen[0]["top_logprobs"] == 20
+    assert seen[0]["max_tokens"] == 1
+    total = math.exp(-0.2) + math.exp(-1.9)
+    assert shares == pytest.approx({"A": math.exp(-1.9) / total, "B": math.exp(-0.2) / total})
 
 
 @pytest.mark.model
