@@ -27,13 +27,12 @@ from societas.evaluation.validity_metrics import (
     SimulatedEffect,
     bernoulli_sd,
     magnitude_ratio,
-    null_stays_null,
     score_item,
     sign_agrees,
     simulated_effect,
-    summarize,
 )
 from societas.evaluation.validity_report import write_scorecard
+from societas.evaluation.validity_summary import summarize
 from societas.experiments.spec import ExperimentError, experiment_from_text, load_experiment
 from societas.llm.fake import ScriptedCall, ScriptedLLM
 
@@ -102,7 +101,7 @@ def test_binary_effect_is_the_log_odds_ratio_as_d() -> None:
     uniform = pd.DataFrame(rows("a", [0, 0, 0], "pick") + rows("b", [1, 1, 1], "pick"))
     extreme = simulated_effect(uniform, spec)  # type: ignore[arg-type]
     assert extreme.d == pytest.approx(math.log(3.5**2 / 0.25) * OR_TO_D)  # 0.5 added per cell
-    assert extreme.sd == 0 and extreme.modal_share == 1.0 and "0.5 added" in extreme.note
+    assert extreme.sd == 0 and extreme.modal_share == 1.0 and extreme.saturated
 
 
 def test_composites_ranks_and_splits() -> None:
@@ -126,39 +125,37 @@ def test_composites_ranks_and_splits() -> None:
 def test_no_spread_gives_no_d_but_keeps_the_sign() -> None:
     spec = spec_with("  {effect: 0.5, type: d, source: s, outcome: y, arm: b}")
     found = simulated_effect(pd.DataFrame(rows("a", [2, 2]) + rows("b", [3, 3])), spec)  # type: ignore[arg-type]
-    assert math.isnan(found.d) and "no spread" in found.note
+    assert math.isnan(found.d) and "no spread" in found.note and found.saturated
     assert sign_agrees(found.d, found.raw_difference, 0.5) is True
     assert sign_agrees(found.d, found.raw_difference, -0.5) is False
 
 
-def test_sign_magnitude_and_null_rules() -> None:
+def test_sign_and_magnitude_rules() -> None:
     assert sign_agrees(0.3, 0.3, 0.65) and not sign_agrees(-0.3, -0.3, 0.65)
-    assert sign_agrees(0.0, 0.0, 0.5) is None
-    assert magnitude_ratio(-1.3, 0.65) == pytest.approx(2.0)
+    assert sign_agrees(0.0, 0.0, 0.5) is False  # no effect is a miss
+    assert sign_agrees(0.3, 0.3, 0.0) is None
+    assert magnitude_ratio(-1.3, 0.65) == pytest.approx(-2.0)  # signed
     assert math.isnan(magnitude_ratio(0.4, 0.03))  # a null's ratio means nothing
-    assert null_stays_null(effect(0.4, -0.1, 0.9))  # interval covers 0
-    assert null_stays_null(effect(0.1, 0.05, 0.15))  # negligible, though significant
-    assert not null_stays_null(effect(0.6, 0.3, 0.9))
 
 
 def test_summary_scores_signs_correlation_and_nulls() -> None:
-    def item(name: str, kind: str, sim: float, human: float, low: float) -> ItemScore:
-        return score_item(
-            name, kind, human=human, human_ci=None, effect=effect(sim, low, sim + 0.3)
-        )  # type: ignore[arg-type]
+    def item(name: str, kind: str, sim: float, human: float, se: float) -> ItemScore:
+        found = SimulatedEffect(sim, sim - 1.96 * se, sim + 1.96 * se, sim, se=se)
+        return score_item(name, kind, human=human, human_ci=None, effect=found)  # type: ignore[arg-type]
 
     scores = [
-        item("a", "effect", 1.0, 0.5, 0.7),
-        item("b", "effect", 2.0, 1.0, 1.7),
-        item("c", "effect", -0.5, 0.4, -0.8),
-        item("n1", "null", 0.1, 0.0, -0.2),
-        item("n2", "null", 0.9, 0.0, 0.6),
+        item("a", "effect", 1.0, 0.5, 0.15),
+        item("b", "effect", 2.0, 1.0, 0.15),
+        item("c", "effect", -0.5, 0.4, 0.15),
+        item("n1", "null", 0.01, 0.0, 0.05),
+        item("n2", "null", 0.9, 0.0, 0.15),
     ]
     summary = summarize(scores)
-    assert summary.sign_agreement == pytest.approx(2 / 3)
-    assert summary.nulls_stay_null == pytest.approx(0.5)
-    assert summary.median_magnitude_ratio == pytest.approx(2.0)  # 2, 2, 1.25
-    x, y = [1.0, 2.0, -0.5, 0.1, 0.9], [0.5, 1.0, 0.4, 0.0, 0.0]
+    assert (summary.sign_agreement_k, summary.sign_agreement_n) == (2, 3)
+    assert (summary.nulls_equivalent, summary.nulls_effect, summary.nulls_unresolved) == (1, 1, 0)
+    assert summary.median_magnitude_ratio == pytest.approx(2.0)  # 2, 2, -1.25
+    assert summary.magnitude_k == 3 and summary.correlation_k == 5
+    x, y = [1.0, 2.0, -0.5, 0.01, 0.9], [0.5, 1.0, 0.4, 0.0, 0.0]
     assert summary.pearson == pytest.approx(float(np.corrcoef(x, y)[0, 1]))
     assert summary.effects == 3 and summary.nulls == 2
 
@@ -174,7 +171,8 @@ def test_calibration_recovers_shrinkage_and_beats_raw_error() -> None:
     assert fit.slope == pytest.approx(0.5, abs=0.03)
     assert fit.slope_low < fit.slope < fit.slope_high
     assert fit.loo_rmse < fit.raw_rmse / 5
-    line = fit_calibration(list(sim), list(0.4 + 0.5 * sim), ["x"] * 12, rng, model="auto")
+    names = [f"x{i}" for i in range(12)]
+    line = fit_calibration(list(sim), list(0.4 + 0.5 * sim), names, rng, model="auto")
     assert line.model == "intercept" and line.intercept == pytest.approx(0.4)
 
 
@@ -209,8 +207,11 @@ def test_every_shipped_file_loads_with_a_target_and_a_source() -> None:
         target = spec.human_target
         assert target is not None and target.type == "d" and len(target.source) > 30, spec.name
     kinds = {s.name: s.human_target.kind for s in specs if s.human_target}
-    assert kinds["flag_priming"] == kinds["imagined_contact"] == "null"
+    assert kinds["flag_priming"] == kinds["ml1_currency_priming"] == "null"
+    # not nulls in the human data: a weak effect and a significant reversal
+    assert kinds["imagined_contact"] == kinds["ml2_choosing_rejecting"] == "effect"
     assert kinds["trolley"] == "effect"
+    assert "Zaval" in next(s.human_target.source for s in specs if s.name == "ml2_heat_priming")  # type: ignore[union-attr]
     assert len(suite_files()) == len(specs)
 
 
@@ -261,7 +262,7 @@ def leaning(call: ScriptedCall) -> object:
 
 
 async def test_scripted_suite_writes_a_scorecard_and_calibrates(tmp_path: Path) -> None:
-    specs = load_suite(only=["quote_attribution", "trolley", "ml2_priming_warmth"])
+    specs = load_suite(only=["quote_attribution", "trolley", "ml2_heat_priming"])
     card = await run_suite(specs, ScriptedLLM(leaning), tmp_path, n=16, conditions=["none", "full"])
     assert card.conditions == ["none", "full"] and len(card.scores) == 6
     assert (tmp_path / "none" / "trolley" / "responses.csv").exists()

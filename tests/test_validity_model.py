@@ -34,3 +34,22 @@ def test_validate_two_experiments_on_the_tiny_model(
     answers = pd.read_csv(out / "full" / "asian_disease" / "responses.csv")
     assert set(answers["answer"]) <= {"Program A", "Program B"}
     assert "Validity: full persona" in result.output
+
+
+def test_validate_draws_answers_from_token_probabilities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paths, "default_llm_cache_path", lambda: tmp_path / "llm-cache.sqlite")
+    out = tmp_path / "validity"
+    args = ["validate", "--model", "smollm2-135m", "--only", "asian_disease", "--n", "4",
+            "--answer-mode", "token", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    answers = pd.read_csv(out / "full" / "asian_disease" / "responses.csv")
+    assert set(answers["mode"]) == {"token"} and answers["stimulus_shown"].all()
+    for text in answers["probabilities"]:
+        shares = json.loads(text)
+        assert set(shares) == {"Program A", "Program B"}
+        assert sum(shares.values()) == pytest.approx(1.0)
+    summary = json.loads((out / "scorecard.json").read_text())["summaries"][0]
+    assert summary["sign_agreement_n"] == 1 and summary["order_answers"] == 4

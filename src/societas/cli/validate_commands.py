@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -38,8 +38,10 @@ from societas.distributed.validity import run_suite_on_ray
 from societas.evaluation.calibration import CalibrationError, load_calibration
 from societas.evaluation.validity import Scorecard, ValidityError, load_suite, run_suite
 from societas.evaluation.validity_metrics import ValidityDataError, simulated_effect
-from societas.evaluation.validity_report import write_scorecard
+from societas.evaluation.validity_report import null_text, write_scorecard
+from societas.experiments.answer_modes import ANSWER_MODES, AnswerMode
 from societas.experiments.report import ReportError, read_csv, read_spec
+from societas.experiments.runner import with_answer_mode
 from societas.experiments.spec import ExperimentError, ExperimentSpec, HumanTarget
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.paths import default_llm_cache_path
@@ -84,6 +86,15 @@ def validate(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the calibration bootstrap.")] = 0,
+    answer_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--answer-mode",
+            help="How answers are produced: mode (the most likely answer), token (a draw from "
+            "the model's token probabilities) or stated (a draw from a distribution the "
+            "respondent states). Default: each file's answer_mode (mode).",
+        ),
+    ] = None,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
     ray: RayOption = None,
@@ -99,6 +110,10 @@ def validate(
         specs = load_suite(paths, ids)
     except (ValidityError, ExperimentError) as error:
         fail(str(error))
+    if answer_mode is not None:
+        if answer_mode not in ANSWER_MODES:
+            fail(f"--answer-mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}")
+        specs = [with_answer_mode(s, cast(AnswerMode, answer_mode)) for s in specs]
     conditions: list[PersonaCondition] = list(PERSONA_CONDITIONS) if baselines else ["full"]
     try:
         if placement is None:
@@ -113,7 +128,8 @@ def validate(
             )
     except (*RUN_ERRORS, ValidityError, ValidityDataError, RayError) as error:
         fail(str(error))
-    scorecard.meta.update({"model": model, "experiments": len(specs)})
+    modes = sorted({s.answer_mode for s in specs})
+    scorecard.meta.update({"model": model, "experiments": len(specs), "answer_mode": modes})
     written = write_scorecard(scorecard, out)
     if as_json:  # scorecard.json as written, and the files beside it
         data = json.loads(written[0].read_text("utf-8"))
@@ -171,8 +187,8 @@ async def run_on_ray(
 
 
 def print_scorecard(scorecard: Scorecard) -> None:
-    headers = ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "ratio", "SD ratio",
-               "null stays")  # fmt: skip
+    headers = ("experiment", "kind", "sim d [95% CI]", "human d", "sign", "sim/human", "SD ratio",
+               "saturated", "null verdict", "failed")  # fmt: skip
     for condition in scorecard.conditions:
         rows = [
             (
@@ -183,7 +199,9 @@ def print_scorecard(scorecard: Scorecard) -> None:
                 flag(s.sign_agrees),
                 figure(s.magnitude_ratio),
                 figure(s.dispersion_ratio),
-                flag(s.null_stays_null),
+                "yes" if s.saturated else "",
+                null_text(s),
+                f"{s.failed}/{s.asked}",
             )
             for s in scorecard.scores
             if s.condition == condition
@@ -197,19 +215,16 @@ def print_scorecard(scorecard: Scorecard) -> None:
             table.add_row(*row)
         print_table(console, table)
     for summary in scorecard.summaries:
-        console.print(
-            f"[bold]{summary.condition}[/bold]: sign agreement {figure(summary.sign_agreement)}, "
-            f"Pearson r {figure(summary.pearson)}, Spearman r {figure(summary.spearman)}, "
-            f"nulls stay null {figure(summary.nulls_stay_null)}, median |sim|/|human| "
-            f"{figure(summary.median_magnitude_ratio)}, median SD ratio "
-            f"{figure(summary.median_dispersion_ratio)}"
-        )
+        console.print(f"[bold]{summary.condition}[/bold]:")
+        for line in summary.lines():
+            console.print(f"  {line}")
     for fit in scorecard.calibrations:
         console.print(
             f"calibration ({fit.condition}, {fit.model}): human d = {fit.intercept:.3g} + "
             f"{fit.slope:.3g} x simulated d, slope 95% CI [{figure(fit.slope_low)}, "
-            f"{figure(fit.slope_high)}]; LOO RMSE {fit.loo_rmse:.3g} vs uncalibrated "
-            f"{fit.raw_rmse:.3g}"
+            f"{figure(fit.slope_high)}]; leave-one-paradigm-out RMSE {fit.loo_rmse:.3g} "
+            f"({fit.folds} paradigms, {len(fit.items)}/{len(fit.items) + len(fit.excluded)} "
+            f"items) vs uncalibrated {fit.raw_rmse:.3g}"
         )
     for note in scorecard.notes:
         console.print(f"[yellow]note:[/yellow] {note}")

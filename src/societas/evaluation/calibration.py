@@ -3,11 +3,14 @@
 Simulated populations tend to get the direction right and the size wrong (usually too large).
 :func:`fit_calibration` learns a linear map ``human_d ~ intercept + slope * simulated_d`` by least
 squares over the suite's experiments, either through the origin (pure shrinkage) or with an
-intercept; ``model="auto"`` keeps the one with the lower leave-one-out error. It reports:
+intercept; ``model="auto"`` keeps the one with the lower cross-validated error. It reports:
 
 - the slope with a bootstrap 95% interval (experiments resampled with replacement);
-- the leave-one-out (LOO) cross-validated error: each experiment predicted from a fit on the
-  others; RMSE and MAE against the human d, next to the uncalibrated error (``sim - human``).
+- the leave-one-paradigm-out cross-validated error (still called ``loo_*``): each paradigm's
+  experiments (``groups``; by default each experiment is its own) predicted from a fit on the
+  other paradigms; RMSE and MAE against the human d, next to the uncalibrated error
+  (``sim - human``). With ``model="auto"`` the origin-or-intercept choice is made *inside* each
+  fold, on the training paradigms only, so the reported error is not tuned on itself.
 
 :meth:`Calibration.predict` turns the simulated d of a new experiment into a calibrated d with a
 prediction interval ``estimate +- t * sqrt(loo_rmse^2 + slope^2 * se^2)``: the out-of-sample
@@ -80,10 +83,14 @@ class Calibration:
     condition: str = "full"
     alternative: dict[str, float] = field(default_factory=dict)
     """The LOO RMSE of the other model, for the record."""
+    folds: int = 0
+    """Paradigms left out one at a time (the cross-validation folds)."""
+    excluded: list[str] = field(default_factory=list)
+    """Experiments without a simulated effect, left out of the fit (k/N: items of items+these)."""
 
     @property
     def residual_df(self) -> int:
-        return max(1, len(self.items) - (1 if self.model == "origin" else 2))
+        return max(1, (self.folds or len(self.items)) - (1 if self.model == "origin" else 2))
 
     def predict(
         self, simulated_d: float, se: float = 0.0, level: float = LEVEL
@@ -125,13 +132,48 @@ def fit_line(sim: FloatArray, human: FloatArray, model: Model) -> tuple[float, f
     return float(intercept), float(slope)
 
 
-def loo_predictions(sim: FloatArray, human: FloatArray, model: Model) -> FloatArray:
-    """Each experiment predicted by a line fitted on all the others."""
+def loo_predictions(
+    sim: FloatArray, human: FloatArray, model: Model, groups: Sequence[str] | None = None
+) -> FloatArray:
+    """Each experiment predicted by a line fitted on all other groups (default: experiments)."""
+    labels = np.array(groups if groups is not None else [str(i) for i in range(len(sim))])
     predictions = np.empty(len(sim))
-    for index in range(len(sim)):
-        keep = np.arange(len(sim)) != index
-        intercept, slope = fit_line(sim[keep], human[keep], model)
-        predictions[index] = intercept + slope * sim[index]
+    for group in dict.fromkeys(labels.tolist()):
+        out = labels == group
+        intercept, slope = fit_line(sim[~out], human[~out], model)
+        predictions[out] = intercept + slope * sim[out]
+    return predictions
+
+
+def choose_model(
+    sim: FloatArray, human: FloatArray, groups: Sequence[str], candidates: Sequence[Model]
+) -> tuple[Model, dict[Model, float]]:
+    """The candidate with the lowest leave-one-group-out RMSE (and every candidate's RMSE)."""
+    errors: dict[Model, float] = {}
+    for model in candidates:
+        try:
+            errors[model] = rmse(loo_predictions(sim, human, model, groups) - human)
+        except CalibrationError:
+            continue  # this model cannot be fitted on some fold
+    if not errors:
+        raise CalibrationError("no calibration model can be fitted on every fold")
+    return min(errors, key=lambda m: errors[m]), errors
+
+
+def nested_predictions(
+    sim: FloatArray, human: FloatArray, groups: Sequence[str], candidates: Sequence[Model]
+) -> FloatArray:
+    """Leave-one-group-out predictions with the model chosen inside each fold."""
+    labels = np.array(groups)
+    predictions = np.empty(len(sim))
+    for group in dict.fromkeys(labels.tolist()):
+        out = labels == group
+        train = [str(g) for g in labels[~out]]
+        model: Model = candidates[0]
+        if len(candidates) > 1 and len(set(train)) >= 4:
+            model = choose_model(sim[~out], human[~out], train, candidates)[0]
+        intercept, slope = fit_line(sim[~out], human[~out], model)
+        predictions[out] = intercept + slope * sim[out]
     return predictions
 
 
@@ -161,25 +203,31 @@ def fit_calibration(
     model: Model | Literal["auto"] = "auto",
     resamples: int = BOOTSTRAP_RESAMPLES,
     condition: str = "full",
+    groups: Sequence[str] | None = None,
 ) -> Calibration:
-    """Fit the map on experiments with a finite simulated d (see the module docstring)."""
-    pairs = [(s, h, i) for s, h, i in zip(simulated, human, items, strict=True) if math.isfinite(s)]
+    """Fit the map on experiments with a finite simulated d (see the module docstring);
+    ``groups`` names each experiment's paradigm (the cross-validation folds)."""
+    labels = list(groups) if groups is not None else list(items)
+    rows = list(zip(simulated, human, items, labels, strict=True))
+    pairs = [row for row in rows if math.isfinite(row[0])]
+    excluded = [row[2] for row in rows if not math.isfinite(row[0])]
     minimum = 4 if model == "intercept" else 3
-    if len(pairs) < minimum:
+    folds = len({p[3] for p in pairs})
+    if folds < minimum:
         raise CalibrationError(
-            f"calibration needs at least {minimum} experiments with a simulated effect, "
-            f"got {len(pairs)}"
+            f"calibration needs at least {minimum} paradigms with a simulated effect, "
+            f"got {folds} ({len(pairs)} of {len(rows)} experiments)"
         )
     sim = np.array([p[0] for p in pairs], np.float64)
     target = np.array([p[1] for p in pairs], np.float64)
     names = [p[2] for p in pairs]
+    paradigms = [p[3] for p in pairs]
     candidates: list[Model] = ["origin", "intercept"] if model == "auto" else [model]
-    if model == "auto" and len(pairs) < 4:
+    if model == "auto" and folds < 4:
         candidates = ["origin"]
-    errors = {m: rmse(loo_predictions(sim, target, m) - target) for m in candidates}
-    chosen = min(candidates, key=lambda m: errors[m])
+    chosen, errors = choose_model(sim, target, paradigms, candidates)
     intercept, slope = fit_line(sim, target, chosen)
-    predictions = loo_predictions(sim, target, chosen)
+    predictions = nested_predictions(sim, target, paradigms, candidates)
     slope_low, slope_high = bootstrap_slope(sim, target, chosen, rng, resamples)
     return Calibration(
         model=chosen,
@@ -195,6 +243,8 @@ def fit_calibration(
         loo_predictions=[float(p) for p in predictions],
         condition=condition,
         alternative={m: e for m, e in errors.items() if m != chosen},
+        folds=folds,
+        excluded=excluded,
     )
 
 

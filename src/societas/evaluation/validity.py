@@ -28,13 +28,8 @@ from typing import Any
 import numpy as np
 
 from societas.evaluation.calibration import Calibration, CalibrationError, fit_calibration
-from societas.evaluation.validity_metrics import (
-    ItemScore,
-    SuiteSummary,
-    score_spec,
-    simulated_effect,
-    summarize,
-)
+from societas.evaluation.validity_metrics import ItemScore, score_spec, simulated_effect
+from societas.evaluation.validity_summary import SuiteSummary, summarize
 from societas.experiments.runner import Progress, run_experiment
 from societas.experiments.spec import ExperimentSpec, load_experiment
 from societas.llm.types import LanguageModel
@@ -224,15 +219,16 @@ def scorecard_of(
     summaries, calibrations, notes = [], [], []
     for condition in conditions:
         mine = [s for s in scores if s.condition == condition]
-        summaries.append(summarize(mine, condition))
+        summaries.append(summarize(mine, condition, rng=np.random.default_rng(seed)))
         try:
             calibrations.append(
                 fit_calibration(
-                    [s.sim_d for s in mine],
+                    [s.calibration_d for s in mine],
                     [s.human_d for s in mine],
                     [s.id for s in mine],
                     np.random.default_rng(seed),
                     condition=condition,
+                    groups=[s.paradigm for s in mine],
                 )
             )
         except CalibrationError as error:

@@ -1,43 +1,58 @@
 """Validity metrics: a simulated effect as a standardized d, and how it compares to people.
 
 One experiment of the validity suite gives one :class:`SimulatedEffect` (from its responses and
-its ``human_target``) and one :class:`ItemScore`; :func:`summarize` scores the suite.
+its ``human_target``) and one :class:`ItemScore`; :func:`~.validity_summary.summarize` scores the
+suite. The rules are built so that a population answering everything alike cannot look good.
 
 Definitions
 -----------
 - **d**: continuous outcomes (Likert, numeric, composites of ``items``; pooled ranks when the
-  target says ``ranks``): Cohen's d, treatment minus control over the pooled within-arm SD.
-  Binary outcomes (a choice coded 0/1): the log odds ratio times ``sqrt(3) / pi`` (Chinn 2000),
-  the usual conversion of a log-OR to d; 0.5 is added to every cell when one is empty.
+  target says ``ranks``): Cohen's d, treatment minus control over the pooled within-arm SD. When
+  every agent of both arms answers alike, d is 0 (the arms do not differ) but has no standard
+  error; when the arms differ without any spread inside them, d is undefined.
+  Binary outcomes (a choice coded 0/1): the log odds ratio times ``sqrt(3) / pi`` (Chinn 2000).
+  Under separation (an arm answering all alike leaves a cell of the 2x2 table empty) the
+  estimate is Firth's bias-reduced log odds ratio, which in a 2x2 table equals the
+  Haldane-Anscombe estimate (0.5 added to every cell); the item is flagged **saturated**, since
+  such a d depends on n rather than on the effect.
   ``split_by`` targets: d between agents who chose the split outcome's success option and those
   who did not, within each arm, pooled over arms with inverse-variance weights.
   Intervals are 95% normal-approximation intervals (``se`` of d from Hedges & Olkin 1985, of
   the log-OR from Woolf), so every item gets one by the same rule.
+- **saturated**: some arm answered all alike (for a choice: unanimously).
 - **sign agreement**: the simulated d has the human d's sign (the raw difference decides when
-  d is undefined because no agent's answer differs from the others in its arm).
-- **magnitude ratio**: ``|d_sim| / |d_human|`` (undefined for human ``|d| < 0.05``).
+  d is undefined). A simulated effect of exactly 0, or none at all, is a *miss*, never left out.
+- **magnitude ratio**: ``d_sim / d_human``, signed, so a wrong-sign effect scores below 0
+  (undefined for human ``|d| < 0.05``; 0 when the simulated arms do not differ; undefined for a
+  saturated choice item whose arms differ, whose d grows with n: it is left out of the median
+  and of calibration, and the k/N of those figures shows it).
 - **dispersion ratio**: simulated over human within-arm SD of the outcome: for numeric and
   Likert outcomes the pooled within-arm SD against the target's ``sd``; for binary outcomes the
   Bernoulli SD ``sqrt(mean over arms of p (1 - p))`` against the same from the human arm shares
   (``arm_values``). Below 1 means the simulated answers are more uniform than people's.
+- **level error**: per arm with a human figure (``arm_values``), simulated minus human mean or
+  share; the item's figure is the mean absolute error over those arms.
 - **modal share**: the share of agents giving their arm's most common answer (1 = everyone
   answers alike); it needs no human figure.
-- **null stays null** (null controls only): the simulated 95% interval covers 0, or
-  ``|d_sim| < 0.15``.
+- **attrition**: per arm, agents asked and agents without a usable answer (the model gave no
+  valid one); failed answers are counted here, never dropped silently.
+- **null verdict** (null controls only): an equivalence test, see :mod:`.equivalence`:
+  ``equivalent``, ``effect`` or ``unresolved``, with the margin and the achieved power.
 
 Examples
 --------
 >>> score = score_item("x", "effect", human=0.5, human_ci=None,
-...                    effect=SimulatedEffect(d=0.9, low=0.3, high=1.5, raw_difference=1.0))
+...                    effect=SimulatedEffect(d=-0.5, low=-1.1, high=0.1, raw_difference=-1.0))
 >>> score.sign_agrees, round(score.magnitude_ratio, 2)
-(True, 1.8)
+(False, -1.0)
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -45,20 +60,31 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from societas.evaluation.equivalence import judge_null
 from societas.experiments.analysis import agent_means
 from societas.experiments.spec import ChoiceOutcome, ExperimentSpec, HumanTarget
 
 OR_TO_D = math.sqrt(3) / math.pi
-NULL_BAND = 0.15
 TINY_HUMAN = 0.05
 Z95 = 1.959963984540054
 NAN = float("nan")
 FloatArray = npt.NDArray[np.float64]
 Kind = Literal["effect", "null"]
+Estimate = tuple[float, float, float, float, str]
+"""d, low, high, se and a note."""
 
 
 class ValidityDataError(ValueError):
     """The responses cannot give the effect the human target asks for."""
+
+
+@dataclass(frozen=True)
+class ArmAttrition:
+    """Agents of one arm asked, and those left without a usable answer."""
+
+    arm: str
+    asked: int
+    failed: int
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,25 @@ class SimulatedEffect:
     arm_values: tuple[tuple[str, float], ...] = ()
     """The simulated mean (or share) of each arm."""
     note: str = ""
+    saturated: bool = False
+    """Some arm answered all alike (a binary d is then Firth's/Haldane-Anscombe's)."""
+    attrition: tuple[ArmAttrition, ...] = ()
+    order: OrderCheck | None = None
+    stimulus_delivered: tuple[int, int] = (0, 0)
+    """Answers of arms with a vignette whose prompt held it, of all such answers."""
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """Choice answers that took the first option shown, of all, and the share chance gives."""
+
+    first: int
+    answers: int
+    expected: float
+
+    @property
+    def share(self) -> float:
+        return self.first / self.answers if self.answers else NAN
 
 
 @dataclass(frozen=True)
@@ -100,9 +145,53 @@ class ItemScore:
     magnitude_ratio: float
     dispersion_ratio: float
     modal_share: float
-    null_stays_null: bool | None
     condition: str = "full"
     note: str = ""
+    paradigm: str = ""
+    """Items of one paradigm (the four anchoring questions) are not independent evidence."""
+    saturated: bool = False
+    null_verdict: str | None = None
+    """``equivalent``, ``effect`` or ``unresolved`` (null controls only)."""
+    equivalence_bound: float = NAN
+    equivalence_p: float = NAN
+    equivalence_power: float = NAN
+    level_error: float = NAN
+    """Mean absolute (simulated - human) arm mean or share, over arms with a human figure."""
+    level_errors: dict[str, float] = field(default_factory=dict)
+    asked: int = 0
+    failed: int = 0
+    attrition: dict[str, str] = field(default_factory=dict)
+    """Per arm: ``"failed/asked"`` agents."""
+    first_option: int = 0
+    order_answers: int = 0
+    first_option_expected: float = NAN
+    """Choice answers taking the first option shown, of ``order_answers``, and chance's share."""
+    stimulus_shown: int = 0
+    stimulus_answers: int = 0
+    """Answers of stimulus arms whose prompt held the stimulus, of all of them."""
+    tvd: float = NAN
+    """Total variation distance between simulated and human answer shares, mean over arms."""
+    tvd_uniform: float = NAN
+    tvd_majority: float = NAN
+    """The same for a uniform answerer and for one giving every arm's human majority answer."""
+    binary: bool = False
+
+    @property
+    def effective_d(self) -> float:
+        """d where defined; 0 when the arms do not differ at all; else NaN."""
+        if math.isfinite(self.sim_d):
+            return self.sim_d
+        return 0.0 if self.raw_difference == 0 else NAN
+
+    @property
+    def size_known(self) -> bool:
+        """False for a saturated choice item whose arms differ: its d grows with n, so it says
+        "at least this large", not how large (left out of magnitude ratios and calibration)."""
+        return not (self.binary and self.saturated and self.raw_difference != 0)
+
+    @property
+    def calibration_d(self) -> float:
+        return self.effective_d if self.size_known else NAN
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,13 +211,26 @@ def simulated_effect(
     if responses.empty:
         raise ValidityDataError(f"{spec.name}: no responses")
     scores = agent_scores(agent_means(responses), spec, target)
+    lost = attrition(responses, scores, spec)
     if target.split_by is not None:
-        return split_effect(scores, spec, target.split_by)
+        return split_effect(scores, spec, target.split_by, lost)
     treated_arm = target.arm or spec.treatment_arms[0]
     control = scores.loc[scores["arm"] == spec.control_arm, "score"].to_numpy(np.float64)
     treated = scores.loc[scores["arm"] == treated_arm, "score"].to_numpy(np.float64)
     if len(control) == 0 or len(treated) == 0:
-        raise ValidityDataError(f"{spec.name}: an arm has no answers")
+        # Nothing to compare: an undefined effect, a miss, with the attrition shown.
+        return SimulatedEffect(
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+            n_control=len(control),
+            n_treated=len(treated),
+            note=f"an arm has no usable answers (failed: {attrition_text(lost)})",
+            saturated=True,
+            attrition=lost,
+            stimulus_delivered=stimulus_delivery(responses, spec),
+        )
     binary = is_binary(spec, target, scores["score"])
     values = {spec.control_arm: control, treated_arm: treated}
     if binary:
@@ -149,7 +251,39 @@ def simulated_effect(
         binary=binary,
         arm_values=tuple((arm, float(v.mean())) for arm, v in values.items()),
         note=effect[4],
+        saturated=any(len(np.unique(v)) == 1 for v in values.values()),
+        attrition=lost,
+        order=order_check(responses, spec, target),
+        stimulus_delivered=stimulus_delivery(responses, spec),
     )
+
+
+def target_rows(responses: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget) -> pd.DataFrame:
+    outcomes = target.items or [target.outcome or spec.outcomes[0].id]
+    return responses[responses["outcome"].isin(outcomes)]
+
+
+def order_check(
+    responses: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget
+) -> OrderCheck | None:
+    """How often the answer was the first option shown (None without recorded orders)."""
+    if "shown_position" not in responses.columns or "shown" not in responses.columns:
+        return None
+    rows = target_rows(responses, spec, target).dropna(subset=["shown_position"])
+    if rows.empty:
+        return None
+    sizes = [len(json.loads(text)) for text in rows["shown"]]
+    first = int((rows["shown_position"].astype(float) == 0).sum())
+    return OrderCheck(first, len(rows), float(np.mean([1 / k for k in sizes])))
+
+
+def stimulus_delivery(responses: pd.DataFrame, spec: ExperimentSpec) -> tuple[int, int]:
+    """Answers in arms with a vignette whose prompt held it, of all those answers."""
+    arms = [a for a, s in spec.stimulus.items() if s.vignette]
+    rows = responses[responses["arm"].isin(arms)]
+    if rows.empty or "stimulus_shown" not in rows.columns:
+        return (0, len(rows))
+    return (int(rows["stimulus_shown"].fillna(False).astype(bool).sum()), len(rows))
 
 
 def agent_scores(means: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget) -> pd.DataFrame:
@@ -157,14 +291,35 @@ def agent_scores(means: pd.DataFrame, spec: ExperimentSpec, target: HumanTarget)
     outcomes = target.items or [target.outcome or spec.outcomes[0].id]
     part = means[means["outcome"].isin(outcomes)]
     wide = part.pivot_table(index=["agent", "arm"], columns="outcome", values="value")
-    missing = [o for o in outcomes if o not in wide.columns]
+    asked = set(means["outcome"])
+    missing = [o for o in outcomes if o not in asked]
     if missing:
         raise ValidityDataError(f"{spec.name}: no answers to {', '.join(missing)}")
-    scores = wide[outcomes].mean(axis=1).rename("score").reset_index()
+    for outcome in outcomes:  # asked, but every answer failed: counted as attrition below
+        if outcome not in wide.columns:
+            wide[outcome] = np.nan
+    # An agent missing one item of a composite has no score (counted in the attrition).
+    scores = wide[outcomes].mean(axis=1, skipna=False).rename("score").reset_index()
     if target.split_by is not None:
         split = means[means["outcome"] == target.split_by].set_index(["agent", "arm"])["value"]
         scores = scores.join(split.rename("split"), on=["agent", "arm"])
     return scores.dropna()
+
+
+def attrition(
+    responses: pd.DataFrame, scores: pd.DataFrame, spec: ExperimentSpec
+) -> tuple[ArmAttrition, ...]:
+    """Per arm: agents asked (any row) and agents without a score."""
+    found = []
+    for arm in spec.arm_ids:
+        asked = int(responses.loc[responses["arm"] == arm, "agent"].nunique())
+        scored = int(scores.loc[scores["arm"] == arm, "agent"].nunique())
+        found.append(ArmAttrition(arm, asked, asked - scored))
+    return tuple(found)
+
+
+def attrition_text(lost: Sequence[ArmAttrition]) -> str:
+    return ", ".join(f"{a.arm} {a.failed}/{a.asked}" for a in lost)
 
 
 def is_binary(spec: ExperimentSpec, target: HumanTarget, scores: pd.Series) -> bool:
@@ -175,25 +330,32 @@ def is_binary(spec: ExperimentSpec, target: HumanTarget, scores: pd.Series) -> b
     return isinstance(chosen, ChoiceOutcome) and bool(scores.isin([0.0, 1.0]).all())
 
 
-def standardized_difference(
-    treated: FloatArray, control: FloatArray
-) -> tuple[float, float, float, float, str]:
-    """Cohen's d, its interval and se: ``se^2 = (n1 + n2) / (n1 n2) + d^2 / (2 (n1 + n2))``."""
+def standardized_difference(treated: FloatArray, control: FloatArray) -> Estimate:
+    """Cohen's d, its interval and se: ``se^2 = (n1 + n2) / (n1 n2) + d^2 / (2 (n1 + n2))``.
+
+    No spread at all: d is 0 when the arms agree (no standard error: nothing shows the effect
+    is *resolved* as 0), undefined when they differ.
+    """
     n1, n2 = len(treated), len(control)
     if n1 < 2 or n2 < 2:
         return NAN, NAN, NAN, NAN, "fewer than 2 agents in an arm"
     spread = pooled_sd(treated, control)
     if spread == 0:
-        return NAN, NAN, NAN, NAN, "no spread: every agent in an arm answered alike"
+        if treated.mean() == control.mean():
+            return 0.0, NAN, NAN, NAN, "no spread: every agent answered alike (d = 0, no se)"
+        return NAN, NAN, NAN, NAN, "no spread within arms, but the arms differ: d undefined"
     d = float((treated.mean() - control.mean()) / spread)
     se = math.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))
     return d, d - Z95 * se, d + Z95 * se, se, ""
 
 
-def binary_effect(
-    treated: FloatArray, control: FloatArray
-) -> tuple[float, float, float, float, str]:
-    """The log odds ratio as d (times ``sqrt(3)/pi``), with Woolf's interval."""
+def binary_effect(treated: FloatArray, control: FloatArray) -> Estimate:
+    """The log odds ratio as d (times ``sqrt(3)/pi``), with Woolf's interval.
+
+    With an empty cell (separation) the estimate is Firth's bias-reduced log odds ratio, which
+    for a 2x2 table is the Haldane-Anscombe one (0.5 added to every cell): finite, but it
+    depends on n, so the item is flagged saturated.
+    """
     cells = np.array(
         [treated.sum(), len(treated) - treated.sum(), control.sum(), len(control) - control.sum()],
         dtype=np.float64,
@@ -201,7 +363,7 @@ def binary_effect(
     note = ""
     if np.any(cells == 0):
         cells += 0.5
-        note = "0.5 added to every cell of the 2x2 table"
+        note = "saturated: Firth (Haldane-Anscombe, +0.5 per cell) log odds ratio"
     a, b, c, d = cells
     log_or = math.log(a * d / (b * c))
     se = math.sqrt(float(np.sum(1 / cells)))
@@ -214,7 +376,12 @@ def binary_effect(
     )
 
 
-def split_effect(scores: pd.DataFrame, spec: ExperimentSpec, split_by: str) -> SimulatedEffect:
+def split_effect(
+    scores: pd.DataFrame,
+    spec: ExperimentSpec,
+    split_by: str,
+    lost: tuple[ArmAttrition, ...] = (),
+) -> SimulatedEffect:
     """Chose the success option minus did not, within each arm, pooled by inverse variance."""
     found: list[tuple[float, float]] = []
     groups: list[FloatArray] = []
@@ -237,8 +404,20 @@ def split_effect(scores: pd.DataFrame, spec: ExperimentSpec, split_by: str) -> S
     )
     sd = pooled_sd(*groups) if len(groups) >= 2 else NAN
     share = modal_share(groups) if groups else NAN
+    # Everyone making the same choice leaves nobody to compare: that is saturation too.
+    saturated = any(len(g) < 2 or len(np.unique(g)) == 1 for g in groups) or len(groups) < 4
     if not found:
-        return SimulatedEffect(NAN, NAN, NAN, raw, sd=sd, modal_share=share, note="; ".join(notes))
+        return SimulatedEffect(
+            NAN,
+            NAN,
+            NAN,
+            raw,
+            sd=sd,
+            modal_share=share,
+            note="; ".join(notes),
+            saturated=True,
+            attrition=lost,
+        )
     weights = np.array([1 / se**2 for _, se in found])
     d = float(np.sum(weights * np.array([d for d, _ in found])) / weights.sum())
     se = float(1 / math.sqrt(weights.sum()))
@@ -253,6 +432,8 @@ def split_effect(scores: pd.DataFrame, spec: ExperimentSpec, split_by: str) -> S
         sd=sd,
         modal_share=share,
         note="; ".join(notes),
+        saturated=saturated,
+        attrition=lost,
     )
 
 
@@ -305,6 +486,15 @@ def human_sd(target: HumanTarget, binary: bool) -> float:
     return NAN
 
 
+def level_errors(
+    simulated: Sequence[tuple[str, float]], human: dict[str, float] | None
+) -> dict[str, float]:
+    """Per arm with a human figure: simulated minus human mean or share."""
+    if not human:
+        return {}
+    return {arm: value - human[arm] for arm, value in simulated if arm in human}
+
+
 # --- scoring ------------------------------------------------------------------------------------
 
 
@@ -317,9 +507,15 @@ def score_item(
     effect: SimulatedEffect,
     human_spread: float = NAN,
     condition: str = "full",
+    paradigm: str = "",
+    human_levels: dict[str, float] | None = None,
 ) -> ItemScore:
     """Set one simulated effect beside the human one."""
     low, high = human_ci if human_ci is not None else (NAN, NAN)
+    judgement = judge_null(effect.d, effect.se, human_ci) if kind == "null" else None
+    errors = level_errors(effect.arm_values, human_levels)
+    asked = sum(a.asked for a in effect.attrition)
+    distances = answer_distances(effect, human_levels)
     return ItemScore(
         id=item_id,
         kind=kind,
@@ -333,13 +529,53 @@ def score_item(
         raw_difference=effect.raw_difference,
         n=effect.n_control + effect.n_treated,
         sign_agrees=sign_agrees(effect.d, effect.raw_difference, human),
-        magnitude_ratio=magnitude_ratio(effect.d, human),
+        magnitude_ratio=(
+            magnitude_ratio(effect.d, human, effect.raw_difference)
+            if not (effect.binary and effect.saturated and effect.raw_difference != 0)
+            else NAN
+        ),
         dispersion_ratio=ratio(effect.sd, human_spread),
         modal_share=effect.modal_share,
-        null_stays_null=null_stays_null(effect) if kind == "null" else None,
         condition=condition,
         note=effect.note,
+        paradigm=paradigm or item_id,
+        saturated=effect.saturated,
+        null_verdict=judgement.verdict if judgement else None,
+        equivalence_bound=judgement.bound if judgement else NAN,
+        equivalence_p=judgement.p if judgement else NAN,
+        equivalence_power=judgement.power if judgement else NAN,
+        level_error=float(np.mean(np.abs(list(errors.values())))) if errors else NAN,
+        level_errors=errors,
+        asked=asked if effect.attrition else effect.n_control + effect.n_treated,
+        failed=sum(a.failed for a in effect.attrition),
+        attrition={a.arm: f"{a.failed}/{a.asked}" for a in effect.attrition},
+        first_option=effect.order.first if effect.order else 0,
+        order_answers=effect.order.answers if effect.order else 0,
+        first_option_expected=effect.order.expected if effect.order else NAN,
+        stimulus_shown=effect.stimulus_delivered[0],
+        stimulus_answers=effect.stimulus_delivered[1],
+        tvd=distances[0],
+        tvd_uniform=distances[1],
+        tvd_majority=distances[2],
+        binary=effect.binary,
     )
+
+
+def answer_distances(
+    effect: SimulatedEffect, human: dict[str, float] | None
+) -> tuple[float, float, float]:
+    """Mean over arms of the total variation distance to the human answer shares of a binary
+    outcome (|p_sim - p_human|), and the same for a uniform answerer (|0.5 - p|) and for one
+    always giving the human majority answer (1 - max(p, 1 - p)). NaN without human shares."""
+    if not effect.binary or not human:
+        return NAN, NAN, NAN
+    shares = [(value, human[arm]) for arm, value in effect.arm_values if arm in human]
+    if not shares:
+        return NAN, NAN, NAN
+    sim = float(np.mean([abs(p - h) for p, h in shares]))
+    uniform = float(np.mean([abs(0.5 - h) for _, h in shares]))
+    majority = float(np.mean([1 - max(h, 1 - h) for _, h in shares]))
+    return sim, uniform, majority
 
 
 def score_spec(spec: ExperimentSpec, effect: SimulatedEffect, condition: str) -> ItemScore:
@@ -359,6 +595,8 @@ def score_spec(spec: ExperimentSpec, effect: SimulatedEffect, condition: str) ->
         effect=effect,
         human_spread=human_sd(target, effect.binary),
         condition=condition,
+        paradigm=target.paradigm or spec.name,
+        human_levels=None if target.ranks or target.split_by else target.arm_values,
     )
 
 
@@ -372,102 +610,30 @@ def to_d(value: float, kind: str) -> float:
 
 
 def sign_agrees(sim: float, raw: float, human: float) -> bool | None:
-    """Whether the simulated effect points the human effect's way (None when either is 0)."""
-    simulated = sim if math.isfinite(sim) else raw
-    if not math.isfinite(simulated) or simulated == 0 or human == 0:
+    """Whether the simulated effect points the human effect's way.
+
+    None only when the human effect is exactly 0. A simulated effect of 0, or one that cannot
+    be measured at all, is a miss (False): it does not point the human way.
+    """
+    if human == 0:
         return None
+    simulated = sim if math.isfinite(sim) else raw
+    if not math.isfinite(simulated) or simulated == 0:
+        return False
     return (simulated > 0) == (human > 0)
 
 
-def magnitude_ratio(sim: float, human: float) -> float:
-    """``|sim| / |human|``; NaN for a human effect too small to divide by."""
-    if not math.isfinite(sim) or abs(human) < TINY_HUMAN:
+def magnitude_ratio(sim: float, human: float, raw: float = NAN) -> float:
+    """``sim / human``, signed; 0 when the arms do not differ; NaN for a human effect too small
+    to divide by, or a simulated d that cannot be defined."""
+    if abs(human) < TINY_HUMAN:
         return NAN
-    return abs(sim) / abs(human)
+    if not math.isfinite(sim):
+        return 0.0 if raw == 0 else NAN
+    return sim / human
 
 
 def ratio(simulated: float, human: float) -> float:
     if not (math.isfinite(simulated) and math.isfinite(human)) or human <= 0:
         return NAN
     return simulated / human
-
-
-def null_stays_null(effect: SimulatedEffect) -> bool | None:
-    """A null control stays null when the interval covers 0 or ``|d| < 0.15``."""
-    if not math.isfinite(effect.d):
-        # No spread at all: null only when the arms agree exactly.
-        return None if not math.isfinite(effect.raw_difference) else effect.raw_difference == 0
-    covers = effect.low <= 0 <= effect.high if math.isfinite(effect.low) else False
-    return covers or abs(effect.d) < NULL_BAND
-
-
-# --- the whole suite ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SuiteSummary:
-    """Across experiments (effects: replicated effects only; nulls: null controls only)."""
-
-    condition: str
-    items: int
-    effects: int
-    nulls: int
-    sign_agreement: float
-    pearson: float
-    spearman: float
-    nulls_stay_null: float
-    median_magnitude_ratio: float
-    median_dispersion_ratio: float
-    mean_modal_share: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def summarize(scores: Sequence[ItemScore], condition: str = "full") -> SuiteSummary:
-    """Sign agreement, correlation of effect sizes, nulls that stay null, typical ratios.
-
-    Correlations use every item with a finite simulated d (nulls included: a good simulation
-    also puts them near zero); they need three such items.
-    """
-    effects = [s for s in scores if s.kind == "effect"]
-    nulls = [s for s in scores if s.kind == "null"]
-    signs = [s.sign_agrees for s in effects if s.sign_agrees is not None]
-    stayed = [s.null_stays_null for s in nulls if s.null_stays_null is not None]
-    paired = [(s.sim_d, s.human_d) for s in scores if math.isfinite(s.sim_d)]
-    pearson, spearman = correlations([p[0] for p in paired], [p[1] for p in paired])
-    return SuiteSummary(
-        condition=condition,
-        items=len(scores),
-        effects=len(effects),
-        nulls=len(nulls),
-        sign_agreement=share(signs),
-        pearson=pearson,
-        spearman=spearman,
-        nulls_stay_null=share(stayed),
-        median_magnitude_ratio=median([s.magnitude_ratio for s in effects]),
-        median_dispersion_ratio=median([s.dispersion_ratio for s in scores]),
-        mean_modal_share=mean([s.modal_share for s in scores]),
-    )
-
-
-def correlations(sim: Sequence[float], human: Sequence[float]) -> tuple[float, float]:
-    """Pearson and Spearman r (NaN with fewer than 3 pairs or no variation)."""
-    x, y = np.asarray(sim, np.float64), np.asarray(human, np.float64)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return NAN, NAN
-    return float(scipy_stats.pearsonr(x, y)[0]), float(scipy_stats.spearmanr(x, y)[0])
-
-
-def share(flags: Sequence[bool]) -> float:
-    return sum(flags) / len(flags) if flags else NAN
-
-
-def median(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.median(finite)) if finite else NAN
-
-
-def mean(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else NAN

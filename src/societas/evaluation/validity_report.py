@@ -18,7 +18,8 @@ import pandas as pd
 
 from societas.evaluation.calibration import Calibration, save_calibrations, without_nan
 from societas.evaluation.validity import Scorecard
-from societas.evaluation.validity_metrics import ItemScore, SuiteSummary
+from societas.evaluation.validity_metrics import ItemScore
+from societas.evaluation.validity_summary import SuiteSummary
 from societas.experiments.report import PALETTE, STYLE, Interval, esc, forest_svg, number
 
 SCATTER = 360
@@ -78,24 +79,41 @@ def meta_text(scorecard: Scorecard) -> str:
 
 
 def summary_table(summaries: Sequence[SuiteSummary]) -> str:
-    columns = [
-        ("condition", "condition"),
-        ("items", "experiments"),
-        ("sign_agreement", "sign agreement"),
-        ("pearson", "Pearson r"),
-        ("spearman", "Spearman r"),
-        ("nulls_stay_null", "nulls stay null"),
-        ("median_magnitude_ratio", "median |sim|/|human|"),
-        ("median_dispersion_ratio", "median SD ratio"),
-        ("mean_modal_share", "modal share"),
+    """One row per condition; every figure with its denominator."""
+    head = ["condition", "sign agreement (k/N)", "nulls equivalent / effect / unresolved (of N)",
+            "median null power", "Pearson r [95% CI]", "Spearman r [95% CI]",
+            "items in r (k/N, paradigms)", "median signed ratio (k/N)", "median SD ratio (k/N)",
+            "mean |level error| (k/N)", "saturated (k/N)", "failed agents (k/N)",
+            "mean TVD: simulated / uniform / majority (k/N)", "first option taken (chance, p)",
+            "stimulus in prompt (k/N)"]  # fmt: skip
+    rows = [
+        [
+            s.condition,
+            f"{s.sign_agreement_k}/{s.sign_agreement_n}",
+            f"{s.nulls_equivalent} / {s.nulls_effect} / {s.nulls_unresolved} (of {s.nulls})",
+            s.median_null_power,
+            f"{number(s.pearson)} [{number(s.pearson_low)}, {number(s.pearson_high)}]",
+            f"{number(s.spearman)} [{number(s.spearman_low)}, {number(s.spearman_high)}]",
+            f"{s.correlation_k}/{s.items}, {s.paradigms}",
+            f"{number(s.median_magnitude_ratio)} ({s.magnitude_k}/{s.effects})",
+            f"{number(s.median_dispersion_ratio)} ({s.dispersion_k}/{s.items})",
+            f"{number(s.mean_level_error)} ({s.level_k}/{s.items})",
+            f"{s.saturated}/{s.items}",
+            f"{s.failed}/{s.asked}",
+            f"{number(s.mean_tvd)} / {number(s.mean_tvd_uniform)} / "
+            f"{number(s.mean_tvd_majority)} ({s.tvd_k}/{s.items})",
+            f"{s.first_option}/{s.order_answers} ({number(s.first_option_expected)}, "
+            f"p {number(s.first_option_p)})",
+            f"{s.stimulus_shown}/{s.stimulus_answers}",
+        ]
+        for s in summaries
     ]
-    return table(
-        [label for _, label in columns], [[getattr(s, k) for k, _ in columns] for s in summaries]
-    )
+    return table(head, rows)
 
 
 def calibration_table(calibrations: Sequence[Calibration]) -> str:
-    head = ["condition", "model", "slope [95% CI]", "intercept", "LOO RMSE", "raw RMSE", "items"]
+    head = ["condition", "model", "slope [95% CI]", "intercept", "leave-one-paradigm-out RMSE",
+            "raw RMSE", "items (k/N)", "paradigms"]  # fmt: skip
     rows = [
         [
             c.condition,
@@ -104,7 +122,8 @@ def calibration_table(calibrations: Sequence[Calibration]) -> str:
             c.intercept,
             c.loo_rmse,
             c.raw_rmse,
-            len(c.items),
+            f"{len(c.items)}/{len(c.items) + len(c.excluded)}",
+            c.folds,
         ]
         for c in calibrations
     ]
@@ -113,7 +132,9 @@ def calibration_table(calibrations: Sequence[Calibration]) -> str:
 
 def item_table(scores: Sequence[ItemScore]) -> str:
     head = ["experiment", "kind", "sim d [95% CI]", "human d [95% CI]", "n", "same sign",
-            "|sim|/|human|", "SD ratio", "modal share", "null stays null", "note"]  # fmt: skip
+            "sim/human", "SD ratio", "level error", "modal share", "saturated",
+            "null verdict (margin, power)", "failed/asked per arm",
+            "TVD (uniform, majority)", "first option taken", "note"]  # fmt: skip
     rows = [
         [
             s.id,
@@ -124,13 +145,27 @@ def item_table(scores: Sequence[ItemScore]) -> str:
             yes_no(s.sign_agrees),
             s.magnitude_ratio,
             s.dispersion_ratio,
+            s.level_error,
             s.modal_share,
-            yes_no(s.null_stays_null),
+            "yes" if s.saturated else "no",
+            null_text(s),
+            ", ".join(f"{arm} {v}" for arm, v in s.attrition.items()),
+            f"{number(s.tvd)} ({number(s.tvd_uniform)}, {number(s.tvd_majority)})",
+            f"{s.first_option}/{s.order_answers}" if s.order_answers else "–",
             s.note,
         ]
         for s in scores
     ]
     return table(head, rows)
+
+
+def null_text(score: ItemScore) -> str:
+    if score.null_verdict is None:
+        return "–"
+    return (
+        f"{score.null_verdict} (±{number(score.equivalence_bound)}, "
+        f"power {number(score.equivalence_power)})"
+    )
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -160,7 +195,7 @@ def forest_rows(scores: Sequence[ItemScore]) -> list[Interval]:
 
 def scatter_svg(scores: Sequence[ItemScore], fit: Calibration | None) -> str:
     """Simulated (x) against human (y) d: the identity line dashed, the calibration solid."""
-    points = [(s.sim_d, s.human_d, s) for s in scores if math.isfinite(s.sim_d)]
+    points = [(s.effective_d, s.human_d, s) for s in scores if math.isfinite(s.effective_d)]
     if not points:
         return "<p class='note'>No simulated effect to plot.</p>"
     values = [v for x, y, _ in points for v in (x, y)] + [0.0]

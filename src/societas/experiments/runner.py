@@ -45,6 +45,7 @@ from societas.durable import (
 from societas.engine.config import SimulationConfig
 from societas.engine.simulation import Simulation
 from societas.experiments.analysis import analyze
+from societas.experiments.answer_modes import AnswerMode
 from societas.experiments.designs import (
     assign_between,
     block_keys,
@@ -169,16 +170,21 @@ async def run_experiment(
     n: int | None = None,
     progress: Progress | None = None,
     personas: Callable[[Population], Population] | None = None,
+    answer_mode: AnswerMode | None = None,
 ) -> ExperimentResult:
     """Run ``spec`` with ``llm`` into ``out_dir`` (resuming what a previous run there left).
 
     ``n`` limits the population (the sample size of ``marginals``, else the first ``n`` agents);
     ``progress(done, total)`` is called as each unit finishes; ``personas`` rewrites the
-    population of a survey design before it is asked (e.g. strips personas to a condition).
+    population of a survey design before it is asked (e.g. strips personas to a condition);
+    ``answer_mode`` overrides the file's ``answer_mode``.
     """
+    if answer_mode is not None and answer_mode != spec.answer_mode:
+        spec = with_answer_mode(spec, answer_mode)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with claim_folder(out, spec):
+        claim_answer_mode(out, spec.answer_mode)
         log = ResponseLog(out / "responses.jsonl")
         rng = np.random.default_rng(spec.seed)
         if isinstance(spec.design, WorldDesign):
@@ -214,6 +220,27 @@ def claim_folder(out: Path, spec: ExperimentSpec) -> WriterLock:
         lock.release()
         raise
     return lock
+
+
+def with_answer_mode(spec: ExperimentSpec, mode: AnswerMode) -> ExperimentSpec:
+    """``spec`` answered in ``mode`` (its file text, path and everything else kept)."""
+    changed = spec.model_copy(update={"answer_mode": mode})
+    changed._source_text = spec.source_text  # private attributes are not part of the copy update
+    changed._base_dir = spec._base_dir
+    return changed
+
+
+def claim_answer_mode(out: Path, mode: str) -> None:
+    """Record the answer mode; refuse a folder whose answers were produced in another mode."""
+    marker = out / "answer_mode.txt"
+    if marker.exists() and (out / "responses.jsonl").exists():
+        held = marker.read_text("utf-8").strip()
+        if held != mode:
+            raise ExperimentRunError(
+                f"{out} holds answers in answer mode {held!r}, not {mode!r}; use another --out"
+            )
+        return
+    write_atomic(marker, mode + "\n")
 
 
 # --- populations --------------------------------------------------------------------------------
@@ -281,6 +308,12 @@ async def make_agent(llm: LanguageModel, persona: Persona, memories: Sequence[st
         )
     agent.outbox.clear()
     return agent
+
+
+def vignette_of(spec: ExperimentSpec, arm: str) -> str:
+    """The arm's vignette ("" for none): placed first in the prompt of the arm's questions."""
+    stimulus = spec.stimulus.get(arm)
+    return stimulus.vignette if stimulus is not None and stimulus.vignette else ""
 
 
 async def expose(spec: ExperimentSpec, llm: LanguageModel, agent: Agent, arm: str) -> None:
@@ -356,6 +389,9 @@ async def measure_persona(
             SURVEY_TIME,
             memories=spec.memories,
             replicates=spec.replicates,
+            mode=spec.answer_mode,
+            stimulus=vignette_of(spec, arm),
+            seed=spec.seed,
         )
 
     if isinstance(spec.design, WithinDesign):
@@ -388,8 +424,21 @@ def answer_rows(
         }
         if m.error:  # only failed rows carry the column, so clean runs' tables stay as they were
             row["error"] = m.error
+        row.update(instrument_fields(m))
         rows.append(row)
     return rows
+
+
+def instrument_fields(m: Measurement) -> dict[str, Any]:
+    """How the question was put: answer mode, option order and the position of the answer in
+    it, the probabilities behind a drawn answer, whether the stimulus was in the prompt."""
+    fields: dict[str, Any] = {"mode": m.mode, "stimulus_shown": m.stimulus_shown}
+    if m.shown:
+        fields["shown"] = json.dumps(list(m.shown))
+        fields["shown_position"] = m.shown.index(m.answer) if m.answer in m.shown else None
+    if m.stated is not None:
+        fields["probabilities"] = json.dumps(m.stated)
+    return fields
 
 
 # --- world design -------------------------------------------------------------------------------
@@ -487,6 +536,8 @@ async def survey_agent(
         sim.now,
         memories=spec.memories,
         replicates=spec.replicates,
+        mode=spec.answer_mode,
+        seed=spec.seed,
     )
     return answer_rows(agent.persona, arm, answers, position=0, cluster=homes[agent.name])
 

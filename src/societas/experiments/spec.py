@@ -21,6 +21,9 @@ Example file::
     design: between
 
 ``stimulus`` maps arm ids to what the arm's agents get; an arm without one is a pure control.
+A vignette is both remembered and placed first in the prompt of the arm's questions.
+``answer_mode`` (``mode``, ``token`` or ``stated``; see :mod:`.answer_modes`) says how answers
+are produced; a numeric outcome prints its range only with ``show_range: true``.
 
 Examples
 --------
@@ -46,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from societas.experiments.answer_modes import AnswerMode
 from societas.world.errors import FieldPath, Issue, ScenarioError, did_you_mean, format_path
 from societas.world.yaml_reader import read_yaml
 
@@ -249,11 +253,13 @@ class ChoiceOutcome(_Outcome):
 
 
 class NumericOutcome(_Outcome):
-    """A whole number from ``min`` to ``max``."""
+    """A whole number from ``min`` to ``max``; the range is printed in the question only with
+    ``show_range: true`` (when the original instrument printed one: otherwise it is an anchor)."""
 
     type: Literal["numeric"]
     min: int
     max: int
+    show_range: bool = False
 
 
 class OpenOutcome(_Outcome):
@@ -309,7 +315,10 @@ class HumanTarget(_Spec):
     the human mean or share per arm; ``sd`` the human SD of the outcome within arms; ``items``
     outcome ids averaged per agent into one score; ``split_by`` a choice outcome whose answer
     splits agents (the effect is then: chose its success option minus did not, within arms);
-    ``ranks`` computes the simulated d on pooled ranks (for skewed estimates).
+    ``ranks`` computes the simulated d on pooled ranks (for skewed estimates); ``paradigm``
+    groups items that are not independent evidence (the four anchoring questions share one
+    paradigm): correlations resample paradigms and calibration leaves one paradigm out at a
+    time (default: the experiment's own name).
     """
 
     effect: float
@@ -324,6 +333,7 @@ class HumanTarget(_Spec):
     items: list[str] | None = Field(default=None, min_length=2, max_length=10)
     split_by: str | None = None
     ranks: bool = False
+    paradigm: Identifier | None = None
 
 
 # --- the experiment -----------------------------------------------------------------------------
@@ -345,6 +355,9 @@ class ExperimentSpec(_Spec):
         default=1, ge=1, le=20, description="answer samples per question (sample_index)"
     )
     memories: int = Field(default=4, ge=0, le=12, description="memories recalled per question")
+    answer_mode: AnswerMode = Field(
+        default="mode", description="mode, token or stated (see experiments.answer_modes)"
+    )
     human_target: HumanTarget | None = None
 
     _source_text: str = PrivateAttr(default="")

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -72,6 +73,7 @@ from societas.llm.types import (
     Message,
     SamplingParams,
     SchemaT,
+    TokenProbabilityBackend,
     Usage,
 )
 
@@ -258,6 +260,48 @@ class LLM:
             )
 
         return await self._shared(request, produce, affinity)
+
+    async def choice_probabilities(
+        self,
+        messages: Sequence[Message],
+        choices: Sequence[str],
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+        top: int = 20,
+    ) -> dict[str, float]:
+        """The model's probability of answering each of ``choices`` (single-token labels such as
+        option letters) as its first token, renormalised over ``choices``; cached like answers.
+
+        Raises :class:`LLMConfigError` when the backend cannot report token probabilities and
+        :class:`LLMOutputError` when no choice is among the ``top`` most likely first tokens.
+        """
+        backend = self.chat_backend
+        if not isinstance(backend, TokenProbabilityBackend):
+            raise LLMConfigError(
+                f"{self.model_id} does not report token probabilities; use another answer mode"
+            )
+        chosen = self._params(purpose, params)
+        marker = {"first_token_of": list(choices), "top": top}
+        request = self._request(
+            "chat", purpose, self.model_id, messages, chosen, marker, sample_index
+        )
+        sent = list(messages)
+
+        async def produce(trace: _Trace) -> str:
+            hit = await self._lookup(request)
+            if hit is not None:
+                trace.from_cache = True
+                return hit.text
+            completion = await self._backend_call(
+                request, lambda: backend.chat_first_token(sent, choices, chosen, top), trace
+            )
+            text = json.dumps(completion.first_token_logprobs)
+            await self._store(request, text, trace.usage, completion.finish_reason)
+            return text
+
+        return first_token_shares(json.loads(await self._shared(request, produce)), choices)
 
     async def embed(
         self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
@@ -618,6 +662,22 @@ class LLM:
 
 
 # -- structured-output helpers -------------------------------------------------------------------
+
+
+def first_token_shares(logprobs: dict[str, float], choices: Sequence[str]) -> dict[str, float]:
+    """Probabilities of ``choices`` from first-token log probabilities, renormalised over them."""
+    mass = dict.fromkeys(choices, 0.0)
+    for token, logprob in logprobs.items():
+        label = token.strip()
+        if label in mass:
+            mass[label] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0:
+        raise LLMOutputError(
+            f"no answer choice among the model's likeliest first tokens {sorted(logprobs)[:8]}",
+            json.dumps(logprobs),
+        )
+    return {label: value / total for label, value in mass.items()}
 
 
 def compact_schema(json_schema: dict[str, Any]) -> str:

@@ -232,6 +232,20 @@ class EmbeddedBackend:
         body = {"prompt": prompt, **_sampling_fields(params, constrained=False)}
         return await self._request("completion", body)
 
+    async def chat_first_token(
+        self, messages: Sequence[Message], choices: Sequence[str], params: SamplingParams, top: int
+    ) -> Completion:
+        """One token, one of ``choices``, with the ``top`` first-token log probabilities (the
+        server reports them before the grammar narrows the choice)."""
+        body: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            **_sampling_fields(params.model_copy(update={"max_tokens": 1}), constrained=True),
+            "logprobs": True,
+            "top_logprobs": top,
+            "grammar": "root ::= " + " | ".join(json.dumps(c) for c in choices),
+        }
+        return await self._request("chat", body)
+
     # --- internals --------------------------------------------------------------------------
 
     def _start_sync(self) -> None:
@@ -347,6 +361,7 @@ class _Outcome:
     finish_reason: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    first_token: dict[str, float] = field(default_factory=dict)
 
     def absorb(self, chunk: Any) -> bool:
         """Take one streamed chunk; True asks the server to stop (after an error)."""
@@ -362,11 +377,21 @@ class _Outcome:
                 piece = choice.get("text")
             if piece:
                 self.pieces.append(piece)
+            self.take_logprobs(choice.get("logprobs"))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         return False
+
+    def take_logprobs(self, logprobs: Any) -> None:
+        """Keep the first generated token's top alternatives (asked for by chat_first_token)."""
+        if self.first_token or not isinstance(logprobs, dict):
+            return
+        for entry in logprobs.get("content") or ():
+            for option in entry.get("top_logprobs") or ():
+                self.first_token[str(option.get("token"))] = float(option.get("logprob"))
+            break
 
     def completion(self) -> Completion:
         if self.error is not None:
@@ -378,7 +403,10 @@ class _Outcome:
             cached_prompt_tokens=int(details.get("cached_tokens", 0)),
         )
         return Completion(
-            text="".join(self.pieces), usage=usage, finish_reason=self.finish_reason or "stop"
+            text="".join(self.pieces),
+            usage=usage,
+            finish_reason=self.finish_reason or "stop",
+            first_token_logprobs=self.first_token,
         )
 
 

@@ -124,6 +124,27 @@ class ScriptedLLM:
             affinity=affinity,
         )
 
+    async def choice_probabilities(
+        self,
+        messages: Sequence[Message],
+        choices: Sequence[str],
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+        top: int = 20,
+    ) -> dict[str, float]:
+        """The responder returns ``{label: probability}``; renormalised over ``choices``."""
+        call = self._record(ScriptedCall(purpose, tuple(messages), None, params, sample_index))
+        given = self.responder(call)
+        if not isinstance(given, dict):
+            raise LLMOutputError("scripted token probabilities must be a dict", str(given))
+        mass = {c: max(0.0, float(given.get(c, 0.0))) for c in choices}
+        total = sum(mass.values())
+        if total <= 0:
+            raise LLMOutputError("no scripted probability for any choice", str(given))
+        return {c: v / total for c, v in mass.items()}
+
     async def embed(
         self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
     ) -> FloatMatrix:

@@ -182,6 +182,21 @@ class OpenAIBackend:
                 ]
         return await self._chat(request)
 
+    async def chat_first_token(
+        self, messages: Sequence[Message], choices: Sequence[str], params: SamplingParams, top: int
+    ) -> Completion:
+        """One token with the ``top`` most likely first tokens (``logprobs``/``top_logprobs``;
+        OpenAI allows at most 20). The server is not constrained to ``choices``; the caller
+        renormalises over them."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            **_sampling_fields(params.model_copy(update={"max_tokens": 1}), constrained=True),
+            "logprobs": True,
+            "top_logprobs": min(top, 20),
+        }
+        return await self._chat(request)
+
     async def complete(self, prompt: str, params: SamplingParams) -> Completion:
         request = {
             "model": self.model,
@@ -197,6 +212,7 @@ class OpenAIBackend:
         if not response.choices:
             raise LLMError(f"{self.base_url} returned no completion choices")
         choice = response.choices[0]
+        self._last_logprobs = first_token_logprobs(choice)
         return Completion(
             text=choice.text or "",
             usage=_usage(response.usage),
@@ -232,7 +248,16 @@ class OpenAIBackend:
             text=choice.message.content or "",
             usage=_usage(response.usage),
             finish_reason=choice.finish_reason or "stop",
+            first_token_logprobs=first_token_logprobs(choice),
         )
+
+
+def first_token_logprobs(choice: Any) -> dict[str, float]:
+    """The first generated token's top alternatives, when the server sent ``logprobs``."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    if not content:
+        return {}
+    return {str(t.token): float(t.logprob) for t in (content[0].top_logprobs or [])}
 
 
 class _FormatRejectedError(Exception):

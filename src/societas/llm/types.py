@@ -69,6 +69,9 @@ class Completion(BaseModel):
     text: str
     usage: Usage = Usage()
     finish_reason: str = "stop"
+    first_token_logprobs: dict[str, float] = Field(default_factory=dict)
+    """Log probabilities of the most likely first tokens (the model's own distribution, before
+    any grammar), when the backend was asked for them; empty otherwise."""
 
 
 class LLMError(Exception):
@@ -135,6 +138,18 @@ class ChatBackend(Protocol):
 
 
 @runtime_checkable
+class TokenProbabilityBackend(Protocol):
+    """A chat backend that can report the first answer token's probabilities (llama.cpp,
+    OpenAI-compatible servers with ``logprobs``): ``chat_first_token`` answers with one of
+    ``choices`` (single-token labels) and fills ``Completion.first_token_logprobs`` with the
+    ``top`` most likely first tokens."""
+
+    async def chat_first_token(
+        self, messages: Sequence[Message], choices: Sequence[str], params: SamplingParams, top: int
+    ) -> Completion: ...
+
+
+@runtime_checkable
 class EmbeddingBackend(Protocol):
     """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
 
@@ -192,3 +207,20 @@ class LanguageModel(Protocol):
     async def embed(
         self, texts: Sequence[str], *, is_query: bool = False, purpose: str = "embed"
     ) -> FloatMatrix: ...
+
+
+@runtime_checkable
+class TokenProbabilityModel(Protocol):
+    """A language model that can say how likely each single-token answer is (see
+    ``societas.llm.client.LLM.choice_probabilities``); answer mode ``token`` needs one."""
+
+    async def choice_probabilities(
+        self,
+        messages: Sequence[Message],
+        choices: Sequence[str],
+        *,
+        purpose: str,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+        top: int = 20,
+    ) -> dict[str, float]: ...

@@ -87,6 +87,28 @@ def _context(persona: Persona, memories: Sequence[str], now: datetime | None) ->
     }
 
 
+def stimulus_text(stimulus: str) -> str:
+    """What the respondent just saw, placed first in a survey prompt (empty when nothing)."""
+    return f"Just before this question: {one_line(stimulus)}\n\n" if stimulus.strip() else ""
+
+
+def survey_context(
+    persona: Persona, memories: Sequence[str], now: datetime | None, stimulus: str
+) -> dict[str, str]:
+    """The variables of a survey template: the stimulus, the persona and the memories (the
+    stimulus is left out of the memories, so it is not shown twice)."""
+    told = one_line(stimulus)
+    kept = [m for m in memories if one_line(m) != told] if told else list(memories)
+    return {**_context(persona, kept, now), "stimulus": stimulus_text(stimulus)}
+
+
+def scale_text(low: int, high: int, ends: str, show_range: bool) -> str:
+    """The scale line of a numeric question: printed only when the instrument has one."""
+    if show_range:
+        return f"Scale: {low} to {high} ({ends})."
+    return "Answer with a whole number."
+
+
 async def answer_in_character(
     llm: LanguageModel,
     persona: Persona,
@@ -130,8 +152,10 @@ async def answer_choice(
     purpose: str = "survey",
     params: SamplingParams | None = None,
     sample_index: int = 0,
+    stimulus: str = "",
 ) -> SurveyChoice:
-    """The agent picks exactly one of ``options`` (enforced by the schema) and says why."""
+    """The agent picks exactly one of ``options`` (enforced by the schema, shown in the order
+    given) and says why; ``stimulus`` is what the respondent just saw, shown first."""
     allowed = tuple(dict.fromkeys(o for o in options if o.strip()))
     if len(allowed) < 2:
         raise ValueError(f"a choice question needs at least two distinct options, got {options!r}")
@@ -140,7 +164,7 @@ async def answer_choice(
         choice_answer(allowed),
         "answer_choice",
         dict(
-            **_context(persona, memories, now),
+            **survey_context(persona, memories, now, stimulus),
             question=one_line(question),
             options=bullet_list(allowed),
         ),
@@ -166,10 +190,14 @@ async def answer_scale(
     purpose: str = "survey",
     params: SamplingParams | None = None,
     sample_index: int = 0,
+    stimulus: str = "",
+    show_range: bool = True,
 ) -> SurveyScale:
     """The agent answers with an integer in ``[low, high]`` (enforced by the schema) and says why.
 
-    ``low_label``/``high_label`` say what the ends mean ("strongly disagree", ...).
+    ``low_label``/``high_label`` say what the ends mean ("strongly disagree", ...);
+    ``show_range=False`` keeps the range out of the prompt (an open estimate: a printed range
+    would be an anchor), the schema still bounds the answer. ``stimulus`` is shown first.
     """
     if low >= high:
         raise ValueError(f"a scale needs low < high, got {low}..{high}")
@@ -179,11 +207,9 @@ async def answer_scale(
         scale_answer(low, high),
         "answer_scale",
         dict(
-            **_context(persona, memories, now),
+            **survey_context(persona, memories, now, stimulus),
             question=one_line(question),
-            low=low,
-            high=high,
-            ends=ends,
+            scale=scale_text(low, high, ends, show_range),
         ),
         purpose=purpose,
         max_tokens=SURVEY_MAX_TOKENS,
