@@ -1,88 +1,113 @@
-"""Conversations in one call: per-person grounding, outcomes, and invitations that change plans."""
+"""Conversations line by line, each line and each takeaway from its own person's view."""
 
 from __future__ import annotations
 
-import json
+import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from societas.agents.cognition.dialogue import (
+    LINE_CHARS,
+    MEMORY_CHARS,
     Conversation,
     Participant,
-    conversation_answer,
+    Speaker,
+    TalkState,
     converse,
+    takeaway_answer,
+    view_of,
 )
 from societas.agents.cognition.planning import DayPlan, PlanBlock, revise_plan
 from societas.agents.persona import Persona
 from societas.llm.fake import ScriptedCall, ScriptedLLM
-from societas.llm.types import LLMOutputError
 
 PLACES = ["home:bedroom", "bakery:kitchen", "cafe:hall", "park:lawn"]
 NOW = datetime(2023, 2, 13, 10, 0)
+BO_SECRET = "I am secretly selling the cafe to a chain next month"
+MARA_SECRET = "I failed my driving test again and told nobody"
 BO = Participant(
-    persona=Persona(name="Bo Lin", age=41, traits=["sociable"], occupation="cafe owner"),
-    activity="walking to the cafe",
-    memories=("I am throwing a party at the cafe at 17:00 today",),
+    speaker=Speaker(
+        persona=Persona(name="Bo Lin", age=41, traits=["sociable"], occupation="cafe owner"),
+        views={"Mara Quist": view_of("Mara Quist", "my sister; I worry about her")},
+        activity="walking to the cafe",
+        plan=("17:00-19:00 host my party at cafe:hall",),
+    ),
+    memories=("I am throwing a party at the cafe at 17:00 today", BO_SECRET),
 )
 MARA = Participant(
-    persona=Persona(name="Mara Quist", age=34, traits=["warm"], occupation="baker"),
-    activity="opening the bakery",
-    memories=("My sister is visiting next week",),
+    speaker=Speaker(
+        persona=Persona(name="Mara Quist", age=34, traits=["warm"], occupation="baker"),
+        views={"Bo Lin": view_of("Bo Lin", "my brother; he runs the cafe")},
+        activity="opening the bakery",
+    ),
+    memories=("My cousin is visiting next week", MARA_SECRET),
 )
 IDA = Participant(
-    persona=Persona(name="Ida Moss", age=29, occupation="painter"),
-    activity="painting",
+    speaker=Speaker(persona=Persona(name="Ida Moss", age=29, occupation="painter")),
     memories=("I lost my blue scarf",),
 )
-
-
-def turn(who: str, say: str) -> dict[str, str]:
-    return {"who": who, "say": say}
-
-
-def outcome(
-    who: str, memory: str, plans: list[dict[str, str]] | None = None, **notes: str
-) -> dict[str, Any]:
-    return {
-        "who": who,
-        "memory": memory,
-        "imp": 5,
-        "plans": plans or [],
-        "notes": [
-            {"about": about.replace("_", " "), "note": note} for about, note in notes.items()
-        ],
-    }
-
-
-INVITATION = {
-    "turns": [
-        turn("Bo Lin", "Mara! I'm having a party at the cafe at 17:00, will you come?"),
-        turn("Mara Quist", "I'd love to, I'll bring bread."),
-    ],
-    "gist": "Bo invited Mara to his party at the cafe at 17:00.",
-    "after": [
-        outcome(
-            "Bo Lin",
-            "I invited Mara to my party.",
-            [{"what": "host the party", "place": "cafe:hall", "time": "17:00"}],
-            Mara_Quist="kind neighbour, coming to the party",
-        ),
-        outcome(
-            "Mara Quist",
-            "Bo invited me to his party at the cafe at 17:00.",
-            [{"what": "go to Bo's party", "place": "cafe:hall", "time": "17:00"}],
-            Bo_Lin="generous host",
-        ),
-    ],
+LINES = {
+    "Bo Lin": ["Mara! I'm having a party at the cafe at 17:00, will you come?", "Great, see you!"],
+    "Mara Quist": ["I'd love to, I'll bring bread.", "Bye for now."],
+    "Ida Moss": ["Has anyone seen my blue scarf?", "Thanks anyway."],
+}
+TAKEAWAYS = {
+    "Bo Lin": {
+        "memory": "I invited Mara to my party and she is coming.",
+        "imp": 4,
+        "plans": [{"what": "host the party", "place": "cafe:hall", "time": "17:00"}],
+        "notes": [{"about": "Mara Quist", "note": "kind, coming to the party"}],
+    },
+    "Mara Quist": {
+        "memory": "Bo invited me to his party at the cafe at 17:00.",
+        "imp": 6,
+        "plans": [{"what": "go to Bo's party", "place": "cafe:hall", "time": "17:00"}],
+        "notes": [{"about": "Bo Lin", "note": "generous host"}],
+    },
 }
 
 
-async def talk(answer: Any, people: list[Participant] | None = None, **options: Any) -> Any:
-    llm = ScriptedLLM(lambda call: answer)
-    conversation = await converse(
+def who(call: ScriptedCall) -> str:
+    """The person a call speaks for (its prompt says "You are NAME.")."""
+    found = re.search(r"You are ([^.\n]+)\.", call.messages[-1].content)
+    assert found, call.messages[-1].content
+    return found.group(1)
+
+
+def lines_said(call: ScriptedCall) -> int:
+    talk = call.messages[-1].content.split("<talk>\n", 1)[1].split("\n</talk>", 1)[0]
+    return 0 if talk.startswith("(") else len(talk.splitlines())
+
+
+def scripted(
+    line: Callable[[str, int], dict[str, Any]] | None = None,
+    takeaway: Callable[[str], dict[str, Any]] | None = None,
+) -> ScriptedLLM:
+    """Lines by (speaker, how many lines were said before), takeaways by speaker."""
+
+    def default_line(name: str, said: int) -> dict[str, Any]:
+        mine = LINES[name]
+        return {"say": mine[min(said // 2, len(mine) - 1)], "end": said >= 2}
+
+    def default_takeaway(name: str) -> dict[str, Any]:
+        return TAKEAWAYS.get(name, {"memory": "We chatted.", "imp": 2, "plans": [], "notes": []})
+
+    def respond(call: ScriptedCall) -> Any:
+        if call.purpose == "converse_line":
+            return (line or default_line)(who(call), lines_said(call))
+        assert call.purpose == "converse_takeaway"
+        return (takeaway or default_takeaway)(who(call))
+
+    return ScriptedLLM(respond)
+
+
+async def talk(
+    llm: ScriptedLLM, people: list[Participant] | None = None, **options: Any
+) -> Conversation:
+    return await converse(
         llm,
         people or [BO, MARA],
         now=NOW,
@@ -91,40 +116,166 @@ async def talk(answer: Any, people: list[Participant] | None = None, **options: 
         reason="to invite Mara",
         **options,
     )
-    return llm, conversation
 
 
-async def test_conversation_returns_turns_and_each_persons_outcome() -> None:
-    llm, conversation = await talk(INVITATION)
-    assert isinstance(conversation, Conversation)
-    assert conversation.participants == ("Bo Lin", "Mara Quist")
-    assert [u.speaker for u in conversation.turns] == ["Bo Lin", "Mara Quist"]
-    assert conversation.summary == "Bo invited Mara to his party at the cafe at 17:00."
+def calls_for(llm: ScriptedLLM, name: str) -> list[ScriptedCall]:
+    return [call for call in llm.calls if who(call) == name]
+
+
+async def test_each_line_is_written_by_its_speakers_own_call_in_turn() -> None:
+    llm = scripted()
+    conversation = await talk(llm)
+    assert [(u.speaker, u.text) for u in conversation.turns] == [
+        ("Bo Lin", LINES["Bo Lin"][0]),
+        ("Mara Quist", LINES["Mara Quist"][0]),
+        ("Bo Lin", LINES["Bo Lin"][1]),  # he ends the talk (end: true after two lines)
+    ]
+    assert [(c.purpose, who(c)) for c in llm.calls] == [
+        ("converse_line", "Bo Lin"),
+        ("converse_line", "Mara Quist"),
+        ("converse_line", "Bo Lin"),
+        ("converse_takeaway", "Bo Lin"),
+        ("converse_takeaway", "Mara Quist"),
+    ]
+    third = llm.calls[2].messages[-1].content
+    assert "Bo (you): Mara! I'm having a party" in third
+    assert "Mara: I'd love to, I'll bring bread." in third
+
+
+async def test_a_speaker_sees_only_their_own_persona_view_plan_and_memories() -> None:
+    llm = scripted()
+    await talk(llm)
+    for name, mine, theirs in [("Bo Lin", BO, MARA), ("Mara Quist", MARA, BO)]:
+        for call in calls_for(llm, name):
+            system, user = call.messages
+            assert name not in system.content  # one instruction part for every speaker
+            text = user.content
+            assert theirs.speaker.persona.summary() not in text
+            assert all(memory not in text for memory in theirs.memories)
+            if call.purpose == "converse_line":
+                assert all(memory in text for memory in mine.memories)
+    bo_line = calls_for(llm, "Bo Lin")[0].messages[-1].content
+    assert "Mara Quist — your sister; you worry about her" in bo_line
+    assert "17:00-19:00 host my party at cafe:hall" in bo_line
+    assert "You started this talk with Mara Quist (to invite Mara)." in bo_line
+    mara_line = calls_for(llm, "Mara Quist")[0].messages[-1].content
+    assert "Bo Lin — your brother; he runs the cafe" in mara_line
+    assert "Bo Lin came up to talk with you." in mara_line
+    assert "(no plan)" in mara_line
+
+
+async def test_a_secret_reaches_a_listener_only_when_its_knower_says_it() -> None:
+    def line(name: str, said: int) -> dict[str, Any]:
+        if name == "Bo Lin" and said == 2:
+            return {"say": "Between us: I am selling the cafe to a chain.", "end": True}
+        return {"say": f"{LINES[name][0]}", "end": False}
+
+    llm = scripted(line)
+    await talk(llm)
+    mara_calls = calls_for(llm, "Mara Quist")
+    for call in mara_calls:  # never what Bo only remembers
+        assert BO_SECRET not in call.prompt_text
+        assert "selling the cafe" not in call.prompt_text or call.purpose == "converse_takeaway"
+    # ...but what he chose to say, she heard: it is in her takeaway's view of the talk.
+    assert "Bo: Between us: I am selling the cafe" in mara_calls[-1].prompt_text
+    for call in calls_for(llm, "Bo Lin"):
+        assert MARA_SECRET not in call.prompt_text
+
+
+async def test_prompt_order_keeps_the_changing_parts_last() -> None:
+    llm = scripted()
+    await talk(llm)
+    text = calls_for(llm, "Bo Lin")[1].messages[-1].content
+    order = [
+        text.index("You are Bo Lin."),
+        text.index("Mara Quist — your sister"),
+        text.index("You remember:"),
+        text.index("<talk>"),
+    ]
+    assert order == sorted(order)
+
+
+async def test_memories_are_recalled_afresh_by_what_was_just_said() -> None:
+    queries: dict[str, list[str]] = {"Bo Lin": [], "Mara Quist": []}
+
+    def recaller(name: str) -> Any:
+        async def recall(query: str) -> list[str]:
+            queries[name].append(query)
+            return [f"memory about {query[:12]}"]
+
+        return recall
+
+    people = [Participant(speaker=p.speaker, recall=recaller(p.name)) for p in (BO, MARA)]
+    llm = scripted()
+    await talk(llm, people)
+    assert queries["Bo Lin"] == ["Mara Quist to invite Mara", LINES["Mara Quist"][0]]
+    assert queries["Mara Quist"] == [LINES["Bo Lin"][0]]
+    assert "memory about I'd love to," in calls_for(llm, "Bo Lin")[1].prompt_text
+
+
+async def test_turns_go_round_and_stop_at_the_cap() -> None:
+    def line(name: str, said: int) -> dict[str, Any]:
+        return {"say": f"Point number {said + 1} from {name.split()[0]}.", "end": False}
+
+    conversation = await talk(scripted(line), [IDA, BO, MARA], max_turns=5)
+    assert [u.speaker for u in conversation.turns] == [
+        "Ida Moss",
+        "Bo Lin",
+        "Mara Quist",
+        "Ida Moss",
+        "Bo Lin",
+    ]
+
+
+def test_the_talk_state_decides_endings() -> None:
+    state = TalkState(("A", "B"), 6)
+    state.add("Bye already.", True)  # the first line always gets a reply
+    assert (state.over, state.next_speaker) == (False, "B")
+    state.add("Oh, bye then.", False)
+    assert state.over and state.next_speaker is None
+    repeat = TalkState(("A", "B"), 6)
+    repeat.add("Hello there.", False)
+    repeat.add("hello there.", False)  # a verbatim repeat ends it and is not said twice
+    assert repeat.over and len(repeat.turns) == 1
+    silent = TalkState(("A", "B"), 6)
+    silent.add("", False)
+    assert silent.over and not silent.turns
+    with pytest.raises(ValueError, match="2-3 people"):
+        TalkState(("A",), 4)
+    with pytest.raises(ValueError, match="distinct names"):
+        TalkState(("A", "A"), 4)
+    with pytest.raises(ValueError, match="max_turns"):
+        TalkState(("A", "B"), 9)
+
+
+async def test_each_participant_takes_away_their_own_outcome() -> None:
+    conversation = await talk(scripted())
     mara = conversation.outcomes["Mara Quist"]
     assert mara.memory == "Bo invited me to his party at the cafe at 17:00."
-    assert mara.relationships == {"Bo Lin": "generous host"}
+    assert (mara.importance, mara.relationships) == (6, {"Bo Lin": "generous host"})
     (commitment,) = mara.commitments
     assert (commitment.place, commitment.start, commitment.fixed) == ("cafe:hall", 1020, True)
-    assert conversation.listeners_of("Bo Lin") == ["Mara Quist"]
-    (call,) = llm.calls
-    assert call.purpose == "converse"
+    assert conversation.outcomes["Bo Lin"].importance == 4
+    assert conversation.summary == "Bo Lin and Mara Quist talked at park:lawn (3 lines)."
 
 
-async def test_each_person_has_a_separate_section_with_only_their_memories() -> None:
-    llm, _ = await talk(INVITATION)
-    system, user = llm.calls[0].messages
-    assert "ONLY what is in their own section" in system.content
-    assert "Bo Lin" not in system.content  # the system part is shared by every conversation
-    bo_section, mara_section = user.content.split("### ")[1:]
-    assert bo_section.startswith("Bo Lin\n")
-    assert BO.memories[0] in bo_section and MARA.memories[0] not in bo_section
-    assert MARA.memories[0] in mara_section and BO.memories[0] not in mara_section
-    assert "Was doing: opening the bakery" in mara_section
-    assert "Bo Lin starts the conversation (to invite Mara)" in user.content
+async def test_the_takeaway_schema_allows_only_the_others_and_the_places() -> None:
+    llm = scripted()
+    await talk(llm)
+    call = calls_for(llm, "Mara Quist")[-1]
+    assert call.schema is not None
+    schema = call.schema.model_json_schema()
+    assert schema["$defs"]["NoteAnswer"]["properties"]["about"]["const"] == "Bo Lin"
+    assert schema["$defs"]["PlanAnswer"]["properties"]["place"]["enum"] == [*PLACES, "none"]
+    narrowed = takeaway_answer(("Bo Lin",), ("cafe:hall",))
+    with pytest.raises(ValueError):
+        narrowed.model_validate(
+            {"memory": "m", "imp": 3, "plans": [], "notes": [{"about": "Mara Quist", "note": "x"}]}
+        )
 
 
-async def test_an_invitation_in_a_conversation_changes_the_invitees_plan() -> None:
-    _, conversation = await talk(INVITATION)
+async def test_an_invitation_changes_the_invitees_plan() -> None:
+    conversation = await talk(scripted())
     commitments = conversation.outcomes["Mara Quist"].commitments
     plan = DayPlan(
         day=date(2023, 2, 13),
@@ -133,7 +284,6 @@ async def test_an_invitation_in_a_conversation_changes_the_invitees_plan() -> No
         home="home:bedroom",
         blocks=(PlanBlock(start=360, end=1260, activity="baking", place="bakery:kitchen"),),
     )
-    # the revision forgets the party; the commitment still lands in the plan
     replanner = ScriptedLLM(
         lambda call: {
             "blocks": [
@@ -143,7 +293,7 @@ async def test_an_invitation_in_a_conversation_changes_the_invitees_plan() -> No
     )
     revised = await revise_plan(
         replanner,
-        MARA.persona,
+        MARA.speaker.persona,
         plan,
         now=NOW,
         reason=conversation.outcomes["Mara Quist"].memory,
@@ -152,114 +302,67 @@ async def test_an_invitation_in_a_conversation_changes_the_invitees_plan() -> No
     )
     party = revised.block_at(17 * 60 + 10)
     assert (party.place, party.start, party.activity) == ("cafe:hall", 1020, "go to Bo's party")
-    assert revised.block_at(16 * 60).activity == "baking"
 
 
-async def test_speakers_are_restricted_to_the_participants() -> None:
-    bad = {**INVITATION, "turns": [turn("Bo Lin", "hi"), turn("Cy Hart", "hello")]}
-    with pytest.raises(LLMOutputError):
-        await talk(bad)
+async def test_no_text_is_left_cut_by_its_length_bound() -> None:
+    long_line = ("We should talk about the party. " * 10)[:LINE_CHARS]
+    assert long_line.endswith("We should talk a")
+
+    def line(name: str, said: int) -> dict[str, Any]:
+        return {"say": long_line if name == "Bo Lin" else "Sure thing", "end": said >= 1}
+
+    def takeaway(name: str) -> dict[str, Any]:
+        memory = ("I talked with my sibling at length. " * 10)[: MEMORY_CHARS - 2] + "xy"
+        return {"memory": memory, "imp": 3, "plans": [], "notes": []}
+
+    conversation = await talk(scripted(line, takeaway))
+    bo, mara = (u.text for u in conversation.turns)
+    assert bo.endswith("about the party.") and len(bo) < LINE_CHARS
+    assert mara == "Sure thing."  # finished but unpunctuated: a stop is added
+    for outcome in conversation.outcomes.values():
+        assert outcome.memory.endswith("at length.")
 
 
-async def test_schema_bounds_turns_and_outcomes() -> None:
-    llm, _ = await talk(INVITATION, max_turns=4)
-    call: ScriptedCall = llm.calls[0]
-    assert call.schema is not None
-    schema = call.schema.model_json_schema()
-    assert (
-        schema["properties"]["turns"]["minItems"],
-        schema["properties"]["turns"]["maxItems"],
-    ) == (
-        2,
-        4,
+async def test_a_line_that_drifts_into_another_script_is_repaired() -> None:
+    def line(name: str, said: int) -> dict[str, Any]:
+        if name == "Bo Lin":
+            return {"say": "Bo Lin: See you at five. And they都会 come too", "end": False}
+        return {"say": "Sounds good.", "end": True}
+
+    def takeaway(name: str) -> dict[str, Any]:
+        return {"memory": "他们都会来", "imp": 3, "plans": [], "notes": [
+            {"about": "Mara Quist" if name == "Bo Lin" else "Bo Lin", "note": "kind and他们"}
+        ]}  # fmt: skip
+
+    conversation = await talk(scripted(line, takeaway))
+    assert conversation.turns[0].text == "See you at five."  # label dropped, drift cut
+    bo = conversation.outcomes["Bo Lin"]
+    assert bo.memory == "I talked with Mara Quist at park:lawn."  # nothing readable was left
+    assert bo.relationships == {}
+
+
+async def test_an_unreadable_line_is_asked_for_once_more_then_ends_the_talk() -> None:
+    def respond(call: ScriptedCall) -> Any:
+        if call.purpose == "converse_takeaway":
+            return {"memory": "We met.", "imp": 2, "plans": [], "notes": []}
+        if who(call) == "Bo Lin":
+            return {"say": "全部都好" if call.sample_index == 0 else "Hello Mara.", "end": False}
+        return {"say": "……", "end": False}
+
+    llm = ScriptedLLM(respond)
+    conversation = await talk(llm)
+    assert [(u.speaker, u.text) for u in conversation.turns] == [("Bo Lin", "Hello Mara.")]
+    lines = [(who(c), c.sample_index) for c in llm.calls if c.purpose == "converse_line"]
+    assert lines == [("Bo Lin", 0), ("Bo Lin", 1), ("Mara Quist", 0), ("Mara Quist", 1)]
+
+
+def test_views_address_the_speaker() -> None:
+    assert view_of("Rosa Alvarez", "my mother; she expects me to run the market") == (
+        "Rosa Alvarez — your mother; she expects you to run the market"
     )
-    assert (
-        schema["properties"]["after"]["minItems"] == schema["properties"]["after"]["maxItems"] == 2
+    assert view_of("Jonah Reed", "", "talks too much") == (
+        "Jonah Reed — someone you know by sight (lately: talks too much)"
     )
-    plan_place = schema["$defs"]["PlanAnswer"]["properties"]["place"]["enum"]
-    assert plan_place == [*PLACES, "none"]
-    long_llm, _ = await talk(INVITATION, max_turns=8)
-    assert long_llm.calls[0].params is not None and call.params is not None
-    assert long_llm.calls[0].params.max_tokens > call.params.max_tokens
-
-
-async def test_outcomes_are_repaired_per_participant() -> None:
-    answer = {
-        "turns": [
-            turn("Ida Moss", "Seen my scarf?"),
-            turn("Bo Lin", "No,  sorry."),
-            turn("Bo Lin", "no, sorry."),  # small models repeat themselves
-            turn("Mara Quist", "..."),
-        ],
-        "gist": "",
-        "after": [
-            outcome(
-                "Ida Moss",
-                "I asked Bo about my scarf.",
-                [
-                    {"what": "look for the scarf", "place": "none", "time": "none"},
-                    {"what": "ask Mara", "place": "bakery:kitchen", "time": "soon"},
-                ],
-                Ida_Moss="me",  # a note about oneself is dropped
-                Bo_Lin="helpful",
-            ),
-            outcome("Ida Moss", "a second entry for Ida is ignored"),
-            outcome("Mara Quist", "I listened.", Bo_Lin="busy"),
-        ],
-    }
-    _, conversation = await talk(answer, [IDA, BO, MARA])
-    assert [(u.speaker, u.text) for u in conversation.turns] == [
-        ("Ida Moss", "Seen my scarf?"),
-        ("Bo Lin", "No, sorry."),
-    ]
-    ida = conversation.outcomes["Ida Moss"]
-    assert ida.memory == "I asked Bo about my scarf."
-    assert ida.relationships == {"Bo Lin": "helpful"}
-    assert [(c.place, c.start, c.fixed) for c in ida.commitments] == [
-        (None, None, False),
-        ("bakery:kitchen", None, False),
-    ]
-    assert (
-        conversation.outcomes["Bo Lin"].memory
-        == "I talked with Ida Moss and Mara Quist at park:lawn."
-    )
-    assert conversation.summary == "Ida Moss and Bo Lin and Mara Quist talked at park:lawn."
-
-
-async def test_participants_and_turns_are_validated() -> None:
-    with pytest.raises(ValueError, match="2-3 people"):
-        await talk(INVITATION, [BO])
-    with pytest.raises(ValueError, match="distinct names"):
-        await talk(INVITATION, [BO, BO])
-    with pytest.raises(ValueError, match="max_turns"):
-        await talk(INVITATION, max_turns=9)
-
-
-def test_conversation_schema_allows_only_its_speakers_places_and_lengths() -> None:
-    schema = conversation_answer(("A", "B"), ("x",), 4)
-    answer = {
-        "turns": [{"who": "A", "say": "Hi"}, {"who": "B", "say": "Hello"}],
-        "gist": "greetings",
-        "after": [
-            {"who": who, "memory": "m", "imp": 3, "plans": [], "notes": []} for who in ("A", "B")
-        ],
-    }
-    assert schema.model_validate(answer).turns[1].who == "B"
-    for path, bad in [
-        (("turns", 0, "who"), "C"),
-        (("after", 1, "who"), "C"),
-        (("after", 0, "plans"), [{"what": "w", "place": "y", "time": "none"}]),
-        (("after", 0, "notes"), [{"about": "B", "note": "n"}] * 2),
-        (("turns",), [{"who": "A", "say": "x"}] * 5),
-        (("after",), answer["after"][:1]),
-    ]:
-        broken = json.loads(json.dumps(answer))
-        node = broken
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = bad
-        with pytest.raises(ValidationError):
-            schema.model_validate(broken)
 
 
 @pytest.mark.model
@@ -271,8 +374,12 @@ async def test_real_model_conversation_is_well_formed() -> None:
             llm, [BO, MARA], now=NOW, place="park:lawn", places=PLACES, max_turns=2
         )
     assert set(conversation.outcomes) == {"Bo Lin", "Mara Quist"}
-    assert len(conversation.turns) <= 2
-    assert all(u.speaker in conversation.participants for u in conversation.turns)
+    assert 1 <= len(conversation.turns) <= 2
+    assert [u.speaker for u in conversation.turns] == ["Bo Lin", "Mara Quist"][
+        : len(conversation.turns)
+    ]
+    for utterance in conversation.turns:
+        assert utterance.text[-1] in ".!?…\"'”’)]", utterance.text
     for result in conversation.outcomes.values():
         assert result.memory
         for commitment in result.commitments:

@@ -169,8 +169,8 @@ def test_malformed_interventions_are_refused() -> None:
             sim.schedule_intervention(sim.now, kind, data)
 
 
-async def test_dialogue_memories_are_rated_by_the_conversation_call(tmp_path: Path) -> None:
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "OutcomeAnswer.imp": 9}).responder)
+async def test_dialogue_memories_are_rated_by_each_takeaway_call(tmp_path: Path) -> None:
+    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "TakeawayAnswer.imp": 9}).responder)
     sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
     await sim.run(hours=2.0)
     dialogue = [
@@ -238,8 +238,8 @@ async def test_a_conversation_the_model_cannot_write_is_recorded_and_the_run_goe
     filler = SchemaFiller(random.Random(0), HINTS)
 
     def responder(call: object) -> object:
-        if getattr(call, "purpose", "") == "converse":
-            raise LLMOutputError("converse: answer is cut off", "{")
+        if getattr(call, "purpose", "") == "converse_line":
+            raise LLMOutputError("converse_line: answer is cut off", "{")
         return filler.responder(call)  # type: ignore[arg-type]
 
     sim = await Simulation.start(

@@ -21,23 +21,26 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from societas.agents.agent import DECIDE_AHEAD_MINUTES, Agent, minute_of_day
-from societas.agents.cognition.dialogue import Conversation as Talk
-from societas.agents.cognition.dialogue import Participant, converse
 from societas.agents.cognition.importance import ImportanceMemo
 from societas.agents.cognition.reaction import Reaction, SeenAgent, decide_reaction
 from societas.engine.budget import BudgetExhausted, BudgetGuard, chat_cost
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
+from societas.engine.conversations import (
+    TalkRequest,
+    hold_conversations,
+    is_talking,
+    may_talk,
+    spread_news,
+)
 from societas.engine.events import CALL_KEY, Event, EventKey, in_stable_order, order_key
 from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.interventions import check_intervention, deliveries
-from societas.engine.measurements import detect_news
 from societas.engine.places import PlaceChoices
 from societas.engine.run_directory import SCENARIO_COPY
 from societas.engine.runstore import RunStore, encode_event
@@ -45,7 +48,7 @@ from societas.engine.sharding import LEAD, AgentExchange, Shipment
 from societas.llm.affinity import affinity_scope
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.pool import endpoint_stats
-from societas.llm.types import LanguageModel, LLMError, LLMOutputError
+from societas.llm.types import LanguageModel, LLMError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.memory.stream import MemoryStream
@@ -78,15 +81,6 @@ def acting_agent() -> str | None:
     Backends may use it to route an agent's calls to one place (see ``societas.distributed``).
     """
     return _acting_agent.get()
-
-
-@dataclass
-class Conversation:
-    """Two agents who will talk this step."""
-
-    initiator: str
-    partner: str
-    reason: str
 
 
 class Simulation:
@@ -392,7 +386,7 @@ class Simulation:
         seen = self._perceive(now)
         await self._remember_observations(seen, now)
         conversations = await self._react(seen, now)
-        await self._converse(conversations, now)
+        await hold_conversations(self, conversations, now)
         await self._for_each_agent(
             lambda agent: agent.maybe_reflect(self.llm, now, self.config, self.weights),
             only=[n for n in self._mine if self.agents[n].reflection_due(self.config)],
@@ -429,8 +423,8 @@ class Simulation:
                     (delivery.text, delivery.importance, kind)
                 )
                 source = str(event.data.get("sender") or event.kind)
-                self._spread_news(
-                    source, [delivery.agent], delivery.text, f"intervention:{event.seq}"
+                spread_news(
+                    self, source, [delivery.agent], delivery.text, f"intervention:{event.seq}"
                 )
         if not self.config.memory:
             return
@@ -562,7 +556,7 @@ class Simulation:
 
     async def _react(
         self, seen: dict[str, list[tuple[str, int]]], now: datetime
-    ) -> list[Conversation]:
+    ) -> list[TalkRequest]:
         """Agents who noticed something new decide what to do about the people in view they have
         not talked with lately. All of those count as weighed (none comes up again within the
         react cooldown), but the prompt lists only the ``max_perceived`` nearest, so a reaction
@@ -570,13 +564,14 @@ class Simulation:
         candidates: dict[str, list[str]] = {}
         for name in self._mine:
             agent = self.agents[name]
-            if agent.is_asleep(now) or not seen.get(name):
+            if agent.is_asleep(now) or is_talking(agent, now) or not seen.get(name):
                 continue
             others = [
                 other
                 for other in self.world.agents_near(name, self.config.vision_radius)
                 if not self.agents[other].is_asleep(now)
-                and self._may_talk(name, other, now)
+                and not is_talking(self.agents[other], now)
+                and may_talk(agent, other, now, self.config.talk_cooldown_hours)
                 and self._may_react(name, other, now)
             ]
             if others:
@@ -606,7 +601,7 @@ class Simulation:
 
         reactions = await self._for_each_agent(decide, only=sorted(candidates), share=RESULTS)
         busy: set[str] = set()
-        conversations: list[Conversation] = []
+        conversations: list[TalkRequest] = []
         changes: dict[str, Reaction] = {}
         for name in sorted(reactions):
             reaction = reactions[name]
@@ -618,7 +613,7 @@ class Simulation:
                 and reaction.target not in busy
             ):
                 busy.update({name, reaction.target})
-                conversations.append(Conversation(name, reaction.target, reaction.reason))
+                conversations.append(TalkRequest(name, reaction.target, reaction.reason))
             elif reaction.choice == "replan":
                 changes[name] = reaction
 
@@ -657,162 +652,6 @@ class Simulation:
         return self.agents[name].take_detour(
             reaction.detour, reaction.place, reaction.minutes, now, reaction.reason
         )
-
-    def _may_talk(self, name: str, other: str, now: datetime) -> bool:
-        last = self.agents[name].last_talk_hours.get(other)
-        hours_now = _hours(now)
-        return last is None or hours_now - last >= self.config.talk_cooldown_hours
-
-    async def _converse(self, conversations: Sequence[Conversation], now: datetime) -> None:
-        """Hold this step's conversations: each side recalls, one call writes each talk, and then
-        each side remembers it and, if it agreed to something, replans. The three rounds run
-        every conversation at once; an agent is in at most one conversation a step."""
-        if not conversations:
-            return
-        talk_of = {name: c for c in conversations for name in (c.initiator, c.partner)}
-
-        async def come_to_talk(agent: Agent) -> Participant:
-            conversation = talk_of[agent.name]
-            others = [n for n in (conversation.initiator, conversation.partner) if n != agent.name]
-            memories = await agent.recall(
-                self.llm,
-                " ".join(others) + " " + conversation.reason,
-                now,
-                k=self.config.memories_per_prompt,
-                weights=self.weights,
-            )
-            notes = [f"{o}: {agent.relationships[o]}" for o in others if agent.relationships.get(o)]
-            return Participant(
-                persona=agent.persona,
-                activity=agent.current.description if agent.current else "",
-                memories=tuple(notes + memories),
-            )
-
-        parties = await self._for_each_agent(come_to_talk, only=sorted(talk_of), share=RESULTS)
-        by_initiator = {c.initiator: c for c in conversations}
-
-        async def talk(agent: Agent) -> Talk | str:
-            conversation = by_initiator[agent.name]
-            names = [conversation.initiator, conversation.partner]
-            try:
-                return await converse(
-                    self.llm,
-                    [parties[name] for name in names],
-                    now=now,
-                    place=self.world.describe_place(agent.current_place),
-                    places=self._talk_places([self.agents[name] for name in names]),
-                    reason=conversation.reason,
-                    max_turns=self.config.max_conversation_turns,
-                )
-            except LLMOutputError as error:
-                # The model could not write this talk in a valid form: nothing was said, and
-                # the run goes on (recorded as such; an unreachable model still stops the run).
-                return str(error)[:300]
-
-        talks = await self._for_each_agent(
-            talk, only=[c.initiator for c in conversations], share=RESULTS
-        )
-        settled: dict[str, tuple[Conversation, Talk]] = {}
-        for conversation in conversations:
-            result = talks[conversation.initiator]
-            if self._record_conversation(conversation, result, now):
-                assert not isinstance(result, str)
-                for name in (conversation.initiator, conversation.partner):
-                    settled[name] = (conversation, result)
-
-        async def settle(agent: Agent) -> None:
-            conversation, result = settled[agent.name]
-            names = [conversation.initiator, conversation.partner]
-            outcome = result.outcomes[agent.name]
-            if self.config.memory:
-                await agent.remember(
-                    self.llm, [outcome.memory], MemoryKind.DIALOGUE, now, known=[outcome.importance]
-                )
-            # Without planning (an ablation) agreements never reshape the day.
-            new = [c for c in outcome.commitments if c not in agent.commitments]
-            if new and self.config.planning:
-                partners = ", ".join(o for o in names if o != agent.name)
-                reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
-                await agent.take_on(
-                    self.llm, new, now, reason, self._plan_places(agent), self.config, self.weights
-                )
-
-        await self._for_each_agent(settle, only=sorted(settled), share=DAYS)
-
-    def _record_conversation(
-        self, conversation: Conversation, result: Talk | str, now: datetime
-    ) -> bool:
-        """Log a talk, pass on its news and note who talked; False when it failed (``result``
-        is then the error)."""
-        names = [conversation.initiator, conversation.partner]
-        place = self.agents[conversation.initiator].current_place
-        hours_now = _hours(now)
-        for name in names:
-            for other in names:
-                if other != name:
-                    self.agents[name].last_talk_hours[other] = hours_now
-        if isinstance(result, str):
-            self._emit(
-                conversation.initiator,
-                "conversation_failed",
-                {"participants": names, "place": place, "error": result},
-            )
-            return False
-        conversation_id = f"{self.step_index}:{conversation.initiator}:{conversation.partner}"
-        self._emit(
-            conversation.initiator,
-            "conversation",
-            {
-                "id": conversation_id,
-                "participants": names,
-                "place": place,
-                "summary": result.summary,
-            },
-        )
-        for turn in result.turns:
-            listeners = [n for n in names if n != turn.speaker]
-            self._emit(
-                turn.speaker,
-                "utterance",
-                {
-                    "conversation_id": conversation_id,
-                    "speaker": turn.speaker,
-                    "listeners": listeners,
-                    "text": turn.text,
-                },
-            )
-            self._spread_news(turn.speaker, listeners, turn.text, conversation_id)
-        if not self.config.memory:
-            return True
-        for name in names:  # a relationship note is a memory too
-            outcome = result.outcomes[name]
-            for other in names:
-                note = outcome.relationships.get(other) if other != name else None
-                if note:
-                    self.agents[name].relationships[other] = note
-                    self._emit(name, "relationship", {"other": other, "summary": note})
-        return True
-
-    def _spread_news(
-        self, speaker: str, listeners: list[str], text: str, conversation_id: str
-    ) -> None:
-        for news in self.scenario.news:
-            if not detect_news(text, news.keywords):
-                continue
-            known = self.knowers.setdefault(news.id, set())
-            for listener in listeners:
-                if listener not in known:
-                    known.add(listener)
-                    self._emit(
-                        listener,
-                        "news_heard",
-                        {
-                            "news_id": news.id,
-                            "source": speaker,
-                            "conversation_id": conversation_id,
-                            "source_knew": speaker in known,
-                        },
-                    )
 
     # ------------------------------------------------------------------------ helpers
 
