@@ -166,7 +166,7 @@ async def _grade(question: Question, answer: str | LLMError, judge: LanguageMode
     if isinstance(answer, LLMError):
         return _item(question, "", None, False, f"no answer: {answer}")
     if question.grader != JUDGE:
-        grade = grade_rule(question.grader, question.expected, answer)
+        grade = grade_rule(question.grader, question.expected, answer, question.text)
         return _item(question, answer, grade.score, grade.hallucinated, grade.reason)
     try:
         verdict = await judge_answer(

@@ -176,7 +176,19 @@ def _who_is(run: RunFacts, facts: AgentFacts, person: str) -> Draft:
         person=person,
         details=[d for d in details if d],
         talked=person in facts.talked_with,
+        profile=_profile(run, person),
+        # Everyone else's facts (the speaker's too): a description of them is a wrong answer.
+        others={name: _profile(run, name) for name in sorted(run.people) if name != person},
     )
+
+
+def _profile(run: RunFacts, name: str) -> str:
+    """What the scenario says a person is and does (not their traits, which fit many)."""
+    persona = run.people.get(name)
+    if persona is None:
+        return ""
+    parts = (persona.occupation, persona.lifestyle, persona.situation, persona.background)
+    return "; ".join(p for p in parts if p)
 
 
 def _stranger(run: RunFacts, facts: AgentFacts, rng: random.Random) -> str:
