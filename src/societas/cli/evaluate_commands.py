@@ -55,6 +55,14 @@ def evaluate(
     ] = None,
     per_category: PerCategoryOption = DEFAULT_PER_CATEGORY,
     seed: Annotated[int, typer.Option("--seed", help="Seeds question choice and bootstrap.")] = 0,
+    controls: Annotated[
+        bool,
+        typer.Option(
+            "--controls/--no-controls",
+            help="Also interview a shuffled-memory and a no-memory stand-in of every agent "
+            "(the score's negative controls; about triples the calls).",
+        ),
+    ] = True,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
 ) -> None:
@@ -66,7 +74,9 @@ def evaluate(
     answering = model or facts.model or DEFAULT_MODEL
     target = out or run_dir / EVALUATION_FOLDER
     evaluation: Evaluation = _run_async(
-        _evaluate(run_dir, answering, judge_model, (base_url, endpoints), per_category, seed)
+        _evaluate(
+            run_dir, answering, judge_model, (base_url, endpoints), per_category, seed, controls
+        )
     )
     try:
         files = write_evaluation(evaluation, target, seed=seed)
@@ -83,6 +93,7 @@ async def _evaluate(
     server: Server,
     per_category: int,
     seed: int,
+    controls: bool = True,
 ) -> Evaluation:
     async with AsyncExitStack() as stack:
         llm, judge = await _models(stack, model, judge_model, server)
@@ -94,6 +105,7 @@ async def _evaluate(
             seed=seed,
             model_name=model,
             judge_name=judge_model or model,
+            controls=controls,
         )
 
 
@@ -183,6 +195,19 @@ def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
     for row in tables["by_category"].itertuples():
         interval = f"[{row.low:.2f}, {row.high:.2f}]"
         shown.add_row(str(row.category), f"{row.mean:.2f}", interval, str(row.answers))
+    console.print(shown)
+    if "controls" in tables:
+        _print_controls(tables["controls"])
+
+
+def _print_controls(frame: Any) -> None:
+    shown = Table(
+        "interviewee", "score [95% CI]", "real − this [95% CI]", "questions", title="Controls"
+    )
+    for row in frame.itertuples():
+        gap = "" if row.condition == "real run" else _ci(row, "gap")
+        score = f"{row.score:.2f} [{row.low:.2f}, {row.high:.2f}]"
+        shown.add_row(str(row.condition), score, gap, str(row.questions))
     console.print(shown)
 
 

@@ -28,6 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.evaluation.believability_controls import (
+    CONTROLS,
+    control_interviewees,
+    shuffled_donors,
+)
 from societas.evaluation.believability_facts import RunFacts, read_run
 from societas.evaluation.believability_grading import grade_rule
 from societas.evaluation.believability_judge import judge_answer, judge_score
@@ -70,7 +75,12 @@ class GradedItem(BaseModel):
 
 
 class Evaluation(BaseModel):
-    """Every graded item of one run, with what the run was."""
+    """Every graded item of one run, with what the run was.
+
+    ``controls`` holds, per negative control of :mod:`.believability_controls`, the same
+    questions answered by the control's stand-ins and graded the same way; ``control_donors``
+    says whose experience each agent answered with in the ``shuffled`` control.
+    """
 
     run_dir: str
     scenario: str
@@ -79,6 +89,8 @@ class Evaluation(BaseModel):
     architecture: dict[str, bool]
     game_time: str
     items: list[GradedItem]
+    controls: dict[str, list[GradedItem]] = Field(default_factory=dict)
+    control_donors: dict[str, str] = Field(default_factory=dict)
 
     @property
     def agents(self) -> list[str]:
@@ -94,17 +106,24 @@ async def evaluate_run(
     seed: int = 0,
     model_name: str | None = None,
     judge_name: str | None = None,
+    controls: bool = True,
 ) -> Evaluation:
     """Interview every agent of the run in ``run_dir`` and grade the answers.
 
     ``llm`` answers in character; ``judge`` (default ``llm``) grades what no rule can check.
+    With ``controls``, the same questions also go to each negative control's stand-ins (which
+    triples the interview calls; unchanged answers come from the response cache).
     Interviews never change the run (memories are recalled without touching them).
     """
     run, agents = read_run(run_dir)
     questions = generate_questions(run, max_per_category=max_per_category, seed=seed)
-    answers = await asyncio.gather(*(_answer(run, agents[q.agent], q, llm) for q in questions))
-    pairs = zip(questions, answers, strict=True)
-    items = await asyncio.gather(*(_grade(q, answer, judge or llm) for q, answer in pairs))
+    items = await _interview(run, agents, questions, llm, judge or llm)
+    control_items: dict[str, list[GradedItem]] = {}
+    for control in CONTROLS if controls else ():
+        stand_ins = control_interviewees(agents, control)
+        if stand_ins:
+            asked = [q for q in questions if q.agent in stand_ins]
+            control_items[control] = await _interview(run, stand_ins, asked, llm, judge or llm)
     return Evaluation(
         run_dir=str(run.run_dir),
         scenario=run.scenario.name,
@@ -116,8 +135,22 @@ async def evaluate_run(
             "planning": run.config.planning,
         },
         game_time=run.now.isoformat(),
-        items=list(items),
+        items=items,
+        controls=control_items,
+        control_donors=shuffled_donors(list(agents)) if "shuffled" in control_items else {},
     )
+
+
+async def _interview(
+    run: RunFacts,
+    agents: dict[str, Agent],
+    questions: Sequence[Question],
+    llm: LanguageModel,
+    judge: LanguageModel,
+) -> list[GradedItem]:
+    answers = await asyncio.gather(*(_answer(run, agents[q.agent], q, llm) for q in questions))
+    pairs = zip(questions, answers, strict=True)
+    return list(await asyncio.gather(*(_grade(q, answer, judge) for q, answer in pairs)))
 
 
 async def _answer(
