@@ -131,6 +131,13 @@ async def test_evaluate_grades_every_answer_and_writes_tables(tmp_path: Path) ->
     assert graded[("Noah Bell", "news")].score == 1.0
     assert graded[("Noah Bell", "pick_person")].score == 1.0  # names Iris, whom he met
     assert all(i.score == 0.75 for i in items if i.method == "judge")
+    # The scripted judge gives every answer 4/5, absurd ones too: calibration finds it unfit,
+    # says it grades its own answers, and flags every score it gave.
+    report = evaluation.judge
+    assert report is not None and report.fit is False and report.self_judged
+    assert report.calibration is not None and report.calibration.absurd_over_two > 0
+    assert all(i.reason.startswith("UNFIT JUDGE") for i in items if i.method == "judge")
+    assert not any("UNFIT" in i.reason for i in items if i.method == "rule")
     # The interview saw the plan (planning on) and memories (memory on).
     asked = [c for c in llm.calls if c.purpose == "believability"]
     assert len(asked) == 3 * len(items)  # the run's agents and the two controls' stand-ins
@@ -172,6 +179,8 @@ async def test_evaluate_grades_every_answer_and_writes_tables(tmp_path: Path) ->
     assert len(document["items"]) == len(items)
     assert len(document["controls"]["items"]["shuffled"]) == len(items)
     assert document["controls"]["comparison"][1]["condition"] == "shuffled"
+    assert document["judge"]["calibration"]["fit"] is False
+    assert "UNFIT" in (tmp_path / "out" / "report.html").read_text()
     assert document["architecture"] == {"memory": True, "reflection": True, "planning": True}
     assert "Believability" in (tmp_path / "out" / "report.html").read_text()
     single = write_evaluation(evaluation, tmp_path / "one.json")

@@ -16,6 +16,7 @@ from societas.engine.runstore import RunStoreError
 from societas.evaluation.believability import Evaluation, evaluate_run
 from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ablations
 from societas.evaluation.believability_facts import EvaluationError, read_run
+from societas.evaluation.believability_judge_choice import choose_judge
 from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
 from societas.evaluation.believability_report import evaluation_tables, write_evaluation
 from societas.llm.client import LLM
@@ -28,7 +29,12 @@ console = Console()
 
 JudgeOption = Annotated[
     str | None,
-    typer.Option("--judge-model", help="Model grading free answers (default: --model)."),
+    typer.Option(
+        "--judge-model",
+        "--judge",
+        help="Model grading free answers (evaluate default: a fit installed model other than "
+        "--model, else --model; ablate default: --model).",
+    ),
 ]
 PerCategoryOption = Annotated[
     int,
@@ -95,8 +101,17 @@ async def _evaluate(
     seed: int,
     controls: bool = True,
 ) -> Evaluation:
+    base_url, endpoints = server
     async with AsyncExitStack() as stack:
-        llm, judge = await _models(stack, model, judge_model, server)
+
+        async def opened(name: str) -> LanguageModel:
+            return await stack.enter_async_context(
+                open_llm(name, base_url=base_url, endpoints=endpoints)
+            )
+
+        llm = await opened(model)
+        console.print("Calibrating the judge on the shipped graded examples ...")
+        judge, report = await choose_judge(model, llm, opened, explicit=judge_model)
         return await evaluate_run(
             run_dir,
             llm,
@@ -104,8 +119,9 @@ async def _evaluate(
             max_per_category=per_category,
             seed=seed,
             model_name=model,
-            judge_name=judge_model or model,
+            judge_name=report.model,
             controls=controls,
+            judge_report=report,
         )
 
 
@@ -198,6 +214,13 @@ def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
     console.print(shown)
     if "controls" in tables:
         _print_controls(tables["controls"])
+    report = evaluation.judge
+    if report is not None:
+        console.print(f"Judge: {report.model} ({report.chosen})")
+        if report.calibration is not None:
+            console.print(f"  calibration: {report.calibration.summary()}")
+        for caveat in report.caveats:
+            console.print(f"  [yellow]caveat:[/yellow] {caveat}")
 
 
 def _print_controls(frame: Any) -> None:

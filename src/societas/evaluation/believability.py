@@ -36,6 +36,12 @@ from societas.evaluation.believability_controls import (
 from societas.evaluation.believability_facts import RunFacts, read_run
 from societas.evaluation.believability_grading import grade_rule
 from societas.evaluation.believability_judge import judge_answer, judge_score
+from societas.evaluation.believability_judge_calibration import (
+    JudgeReport,
+    calibrate_judge,
+    judge_caveats,
+    load_calibration,
+)
 from societas.evaluation.believability_questions import (
     DEFAULT_PER_CATEGORY,
     JUDGE,
@@ -91,6 +97,7 @@ class Evaluation(BaseModel):
     items: list[GradedItem]
     controls: dict[str, list[GradedItem]] = Field(default_factory=dict)
     control_donors: dict[str, str] = Field(default_factory=dict)
+    judge: JudgeReport | None = None
 
     @property
     def agents(self) -> list[str]:
@@ -107,28 +114,48 @@ async def evaluate_run(
     model_name: str | None = None,
     judge_name: str | None = None,
     controls: bool = True,
+    judge_report: JudgeReport | None = None,
+    calibrate: bool = True,
 ) -> Evaluation:
     """Interview every agent of the run in ``run_dir`` and grade the answers.
 
     ``llm`` answers in character; ``judge`` (default ``llm``) grades what no rule can check.
     With ``controls``, the same questions also go to each negative control's stand-ins (which
     triples the interview calls; unchanged answers come from the response cache).
+    ``judge_report`` says how the judge was chosen and calibrated (see
+    :mod:`.believability_judge_choice`); without one and with ``calibrate``, the judge is
+    calibrated here. Answers graded by an unfit judge say so in their ``reason``.
     Interviews never change the run (memories are recalled without touching them).
     """
     run, agents = read_run(run_dir)
     questions = generate_questions(run, max_per_category=max_per_category, seed=seed)
-    items = await _interview(run, agents, questions, llm, judge or llm)
+    name = judge_name or model_name or run.model
+    if judge_report is None and calibrate:
+        own = judge is None or judge is llm
+        calibration = await calibrate_judge(judge or llm, load_calibration(), judge_name=name)
+        why = "no other judge was given"
+        judge_report = JudgeReport(
+            model=name,
+            self_judged=own,
+            chosen=why if own else "given by the caller",
+            calibration=calibration,
+            caveats=judge_caveats(calibration, own, why),
+        )
+    unfit = judge_report is not None and judge_report.fit is False
+    items = await _interview(run, agents, questions, llm, judge or llm, unfit)
     control_items: dict[str, list[GradedItem]] = {}
     for control in CONTROLS if controls else ():
         stand_ins = control_interviewees(agents, control)
         if stand_ins:
             asked = [q for q in questions if q.agent in stand_ins]
-            control_items[control] = await _interview(run, stand_ins, asked, llm, judge or llm)
+            control_items[control] = await _interview(
+                run, stand_ins, asked, llm, judge or llm, unfit
+            )
     return Evaluation(
         run_dir=str(run.run_dir),
         scenario=run.scenario.name,
         model=model_name or run.model,
-        judge_model=judge_name or model_name or run.model,
+        judge_model=name,
         architecture={
             "memory": run.config.memory,
             "reflection": run.config.reflection,
@@ -138,6 +165,7 @@ async def evaluate_run(
         items=items,
         controls=control_items,
         control_donors=shuffled_donors(list(agents)) if "shuffled" in control_items else {},
+        judge=judge_report,
     )
 
 
@@ -147,10 +175,17 @@ async def _interview(
     questions: Sequence[Question],
     llm: LanguageModel,
     judge: LanguageModel,
+    unfit_judge: bool = False,
 ) -> list[GradedItem]:
     answers = await asyncio.gather(*(_answer(run, agents[q.agent], q, llm) for q in questions))
     pairs = zip(questions, answers, strict=True)
-    return list(await asyncio.gather(*(_grade(q, answer, judge) for q, answer in pairs)))
+    items = await asyncio.gather(*(_grade(q, answer, judge) for q, answer in pairs))
+    if not unfit_judge:
+        return list(items)
+    return [
+        i.model_copy(update={"reason": f"UNFIT JUDGE: {i.reason}"}) if i.method == "judge" else i
+        for i in items
+    ]
 
 
 async def _answer(

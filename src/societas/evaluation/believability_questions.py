@@ -37,6 +37,8 @@ CATEGORIES: tuple[Category, ...] = (
     "reflections",
 )
 JUDGE = "judge"
+JUDGED_CATEGORIES: tuple[Category, ...] = ("memory", "plans", "reactions", "reflections")
+"""Categories with questions the judge grades (self-knowledge is checked by rules alone)."""
 DEFAULT_PER_CATEGORY = 5
 
 # Names for "Who is ...?" when everyone in the town has met: nobody in a run is called this.
@@ -59,6 +61,14 @@ RECALL_RUBRIC = (
     "details that contradict the facts or are not among them is worse than saying one does not "
     "remember."
 )
+
+PLANS_RUBRIC = (
+    "The answer describes plans consistent with the facts (the character's actual plan for the "
+    "rest of the day), in the character's own words; inventing other plans or saying nothing "
+    "concrete is worse."
+)
+RUBRICS = {"reaction": REACTION_RUBRIC, "recall": RECALL_RUBRIC, "plans": PLANS_RUBRIC}
+"""The judge's rubrics by name (the judge's calibration examples name theirs)."""
 
 
 class Question(BaseModel):
@@ -239,9 +249,7 @@ def _plans(run: RunFacts, facts: AgentFacts, rng: random.Random) -> list[Draft]:
         _q(
             "What are your plans for the rest of the day?",
             JUDGE,
-            "The answer describes plans consistent with the facts (the character's actual plan "
-            "for the rest of the day), in the character's own words; inventing other plans or "
-            "saying nothing concrete is worse.",
+            PLANS_RUBRIC,
             facts=[_block_line(b) for b in rest] or ["(no plan left for today)"],
         )
     )

@@ -119,6 +119,7 @@ def evaluation_document(
         "by_agent": agents.to_dict(orient="records"),
         "items": [item.model_dump(mode="json") for item in evaluation.items],
         "controls": _controls_json(evaluation, tables),
+        "judge": None if evaluation.judge is None else evaluation.judge.model_dump(mode="json"),
     }
 
 
@@ -192,6 +193,7 @@ def evaluation_html(
         f"<b>{number(summary.hallucination.estimate)}</b>.</p>",
         "<p class='note'>Scores are in [0, 1]; intervals are 95% cluster-bootstrap intervals "
         "over agents. Overall is the mean of the category means.</p>",
+        *_judge_html(evaluation),
         *_controls_html(tables),
         "<h2>By category</h2>",
         forest_svg(forest_rows(rows), None),
@@ -202,6 +204,17 @@ def evaluation_html(
         html_table(items, ("question", "answer", "reason")),
     ]
     return page(f"Believability: {evaluation.scenario}", body)
+
+
+def _judge_html(evaluation: Evaluation) -> list[str]:
+    report = evaluation.judge
+    if report is None:
+        return ["<p class='note'>The judge was not calibrated.</p>"]
+    text = f"Judge {report.model}: {report.chosen}."
+    if report.calibration is not None:
+        text += f" Calibration on the shipped graded examples: {report.calibration.summary()}."
+    caveats = [f"<p class='note'><b>Caveat:</b> {esc(c)}.</p>" for c in report.caveats]
+    return [f"<p>{esc(text)}</p>", *caveats]
 
 
 def _controls_html(tables: dict[str, pd.DataFrame]) -> list[str]:
