@@ -56,7 +56,9 @@ def test_age_rule_flags_a_wrong_age() -> None:
 def test_right_and_wrong_person() -> None:
     expected = {"person": "Noah Bell", "details": ["writer", "my neighbour; a quiet writer"]}
     assert grade_rule("knows_person", expected, "Noah is a writer who lives next door.").score == 1
-    assert grade_rule("knows_person", expected, "Oh, Noah! Lovely man.").score == 0.5
+    assert grade_rule("knows_person", expected, "Oh, Noah! He lives up the road.").score == 0.5
+    # Praise that fits anybody does not show who Noah is.
+    assert grade_rule("knows_person", expected, "Oh, Noah! Lovely man.").score == 0.0
     assert grade_rule("knows_person", expected, "I don't know him.").score == 0.0
     stranger = {"person": "Dorothea Quill"}
     assert grade_rule("stranger", stranger, "Never met anyone by that name.").score == 1.0
@@ -172,3 +174,82 @@ def test_pick_person_flags_a_made_up_person() -> None:
     assert invented.score == 0.0 and invented.hallucinated
     place_only = grade_rule("pick_person", expected, "Someone at the Corner Cafe, I think.")
     assert place_only.score == 0.0 and not place_only.hallucinated
+
+
+# The failures reported against the rules, each graded as a failure (issue: a run that is visibly
+# incoherent scored 0.73), next to a good answer to the same question that still passes.
+HOLLIS = {
+    "person": "Hollis Pike",
+    "details": ["baker", "Hollis Pike sells bread at Pike Bakery"],
+    "profile": "baker; bakes rye loaves before dawn",
+}
+
+
+def test_a_denial_that_echoes_the_name_is_not_knowing() -> None:
+    question = "Who is Hollis Pike?"
+    echoed = grade_rule(
+        "knows_person", HOLLIS, "Hollis Pike is not mentioned in my memory.", question
+    )
+    assert echoed.score == 0.0
+    for denial in (
+        "Hollis Pike? I have no memory of Hollis Pike.",
+        "I'm sorry, but Hollis Pike, the baker, is someone I don't remember.",
+        "Hollis Pike is Hollis Pike, but I can't recall anything else.",
+    ):
+        assert grade_rule("knows_person", HOLLIS, denial, question).score == 0.0, denial
+    # Only the question's words, nothing more, is no knowledge either.
+    assert grade_rule("knows_person", HOLLIS, "Hollis Pike is Pike.", question).score == 0.0
+    good = grade_rule("knows_person", HOLLIS, "Hollis? He bakes the bread on our lane.", question)
+    assert good.score == 1.0
+    # The same denials are right about a stranger.
+    stranger = {"person": "Hollis Pike"}
+    assert grade_rule("stranger", stranger, "Hollis Pike is not mentioned in my memory.").score == 1
+
+
+def test_a_description_of_someone_else_fails_even_with_kind_words() -> None:
+    tunde = {
+        "person": "Tunde Okafor",
+        "details": ["carpenter", "Tunde is friendly and kind, a neighbour"],
+        "profile": "carpenter; builds benches for the park",
+        "others": {
+            "Mara Lind": "gardener; recently moved to Riverbend and is hosting a seed-swap picnic",
+            "Hollis Pike": "baker; bakes rye loaves before dawn",
+        },
+    }
+    question = "Who is Tunde Okafor?"
+    someone_else = grade_rule(
+        "knows_person",
+        tunde,
+        "Tunde Okafor recently moved to Riverbend and is hosting a seed-swap picnic. "
+        "He is very friendly and kind.",
+        question,
+    )
+    assert someone_else.score == 0.0 and someone_else.hallucinated
+    assert "Mara Lind" in someone_else.reason
+    praise_only = grade_rule("knows_person", tunde, "Tunde is friendly and kind.", question)
+    assert praise_only.score == 0.0
+    right = grade_rule(
+        "knows_person", tunde, "Tunde is the carpenter; he told me about Mara's picnic.", question
+    )
+    assert right.score == 1.0 and not right.hallucinated
+
+
+def test_echoing_the_question_earns_no_fact() -> None:
+    assert (
+        grade_rule(
+            "occupation",
+            {"occupation": "baker at the bakery"},
+            "What do I do at the bakery? Well.",
+            "What do you do at the bakery?",
+        ).score
+        == 0.0
+    )
+    block = {"activity": "lunch at the cafe", "place": "Corner Cafe:counter", "at_home": False}
+    echoed = grade_rule(
+        "plan_at", block, "Lunch at the cafe, I suppose?", "Will you have lunch at the cafe?"
+    )
+    assert echoed.score == 0.0
+    news = {"knows": False, "keywords": [["picnic"], ["seed", "seeds"]]}
+    asked = "Have you heard about the seed-swap picnic?"
+    assert grade_rule("news", news, "The seed-swap picnic, you say.", asked).score == 1.0
+    assert grade_rule("news", news, "Yes, the picnic on Saturday!", asked).hallucinated

@@ -36,8 +36,20 @@ def test_evaluate_a_short_duo_run_through_the_cli(
         ],
     )
     assert ran.exit_code == 0, ran.output
+    # The judge is named: by default a smollm2 run would be judged by the larger installed model.
     evaluated = runner.invoke(
-        app, ["evaluate", str(run_dir), "--per-category", "1", "--out", str(out)]
+        app,
+        [
+            "evaluate",
+            str(run_dir),
+            "--per-category",
+            "1",
+            "--judge-model",
+            "smollm2-135m",
+            "--no-controls",
+            "--out",
+            str(out),
+        ],
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "Believability" in evaluated.output
@@ -52,5 +64,12 @@ def test_evaluate_a_short_duo_run_through_the_cli(
     overall = document["summary"]["overall"]["estimate"]
     assert 0.0 <= overall <= 1.0
     assert (out / "report.html").stat().st_size > 1000
+    # The judge was calibrated on the shipped examples and, grading its own answers, says so.
+    calibration = document["judge"]["calibration"]
+    assert calibration["examples"] >= 20 and calibration["absurd"] > 0
+    assert document["judge"]["self_judged"]
+    assert any("its own answers" in c for c in document["judge"]["caveats"])
+    assert "calibration: Spearman" in evaluated.output
+    assert not (out / "controls.csv").exists() and document["controls"]["items"] == {}
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "not a run directory" in missing.output

@@ -131,24 +131,56 @@ async def test_evaluate_grades_every_answer_and_writes_tables(tmp_path: Path) ->
     assert graded[("Noah Bell", "news")].score == 1.0
     assert graded[("Noah Bell", "pick_person")].score == 1.0  # names Iris, whom he met
     assert all(i.score == 0.75 for i in items if i.method == "judge")
+    # The scripted judge gives every answer 4/5, absurd ones too: calibration finds it unfit,
+    # says it grades its own answers, and flags every score it gave.
+    report = evaluation.judge
+    assert report is not None and report.fit is False and report.self_judged
+    assert report.calibration is not None and report.calibration.absurd_over_two > 0
+    assert all(i.reason.startswith("UNFIT JUDGE") for i in items if i.method == "judge")
+    assert not any("UNFIT" in i.reason for i in items if i.method == "rule")
     # The interview saw the plan (planning on) and memories (memory on).
     asked = [c for c in llm.calls if c.purpose == "believability"]
-    assert len(asked) == len(items)
-    assert any("My plan today" in c.prompt_text for c in asked)
+    assert len(asked) == 3 * len(items)  # the run's agents and the two controls' stand-ins
+    assert any("My plan today" in c.prompt_text for c in asked[: len(items)])
+
+    # The controls answer the same questions; without memories Noah knows neither Iris nor
+    # the club news, which he did hear in the run.
+    assert set(evaluation.controls) == {"shuffled", "no_memory"}
+    assert evaluation.control_donors == {"Iris Vance": "Noah Bell", "Noah Bell": "Iris Vance"}
+    for control in evaluation.controls.values():
+        assert [(i.agent, i.question_id) for i in control] == [
+            (i.agent, i.question_id) for i in items
+        ]
+    bare = {(i.agent, i.grader): i for i in evaluation.controls["no_memory"]}
+    assert bare[("Noah Bell", "knows_person")].score == 0.0
+    assert bare[("Noah Bell", "news")].score == 0.0
+    assert not any("My plan today" in c.prompt_text for c in asked[-len(items) :])
 
     files = write_evaluation(evaluation, tmp_path / "out")
     assert {f.name for f in files} == {
         "items.csv",
         "by_agent.csv",
         "by_category.csv",
+        "controls.csv",
         "believability.json",
         "report.html",
     }
+    controls = pd.read_csv(tmp_path / "out" / "controls.csv")
+    assert list(controls["condition"]) == ["real run", "shuffled", "no_memory"]
+    real, no_memory = controls["score"][0], controls["score"][2]
+    assert real > no_memory
+    assert controls["gap"][2] == pytest.approx(real - no_memory)
+    assert (controls["low"] <= controls["score"]).all()
+    assert (controls["score"] <= controls["high"]).all()
     table = pd.read_csv(tmp_path / "out" / "by_category.csv")
     assert list(table["category"]) == [*CATEGORIES, "overall", "hallucination rate"]
     assert table["mean"].between(0, 1).all()
     document = json.loads((tmp_path / "out" / "believability.json").read_text())
     assert len(document["items"]) == len(items)
+    assert len(document["controls"]["items"]["shuffled"]) == len(items)
+    assert document["controls"]["comparison"][1]["condition"] == "shuffled"
+    assert document["judge"]["calibration"]["fit"] is False
+    assert "UNFIT" in (tmp_path / "out" / "report.html").read_text()
     assert document["architecture"] == {"memory": True, "reflection": True, "planning": True}
     assert "Believability" in (tmp_path / "out" / "report.html").read_text()
     single = write_evaluation(evaluation, tmp_path / "one.json")

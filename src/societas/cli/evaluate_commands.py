@@ -13,17 +13,17 @@ from rich.console import Console
 
 from societas.cli.output import (
     JsonOption,
-    Table,
     emit_json,
     json_mode_for_command,
     print_table,
-    whole_column,
+    whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.engine.runstore import RunStoreError
 from societas.evaluation.believability import Evaluation, evaluate_run
 from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ablations
 from societas.evaluation.believability_facts import EvaluationError, read_run
+from societas.evaluation.believability_judge_choice import choose_judge
 from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
 from societas.evaluation.believability_report import evaluation_tables, write_evaluation
 from societas.evaluation.believability_sense import plan_sense_json
@@ -37,7 +37,12 @@ console = Console()
 
 JudgeOption = Annotated[
     str | None,
-    typer.Option("--judge-model", help="Model grading free answers (default: --model)."),
+    typer.Option(
+        "--judge-model",
+        "--judge",
+        help="Model grading free answers (evaluate default: a fit installed model other than "
+        "--model, else --model; ablate default: --model).",
+    ),
 ]
 PerCategoryOption = Annotated[
     int,
@@ -65,6 +70,14 @@ def evaluate(
     ] = None,
     per_category: PerCategoryOption = DEFAULT_PER_CATEGORY,
     seed: Annotated[int, typer.Option("--seed", help="Seeds question choice and bootstrap.")] = 0,
+    controls: Annotated[
+        bool,
+        typer.Option(
+            "--controls/--no-controls",
+            help="Also interview a shuffled-memory and a no-memory stand-in of every agent "
+            "(the score's negative controls; about triples the calls).",
+        ),
+    ] = True,
     base_url: BaseUrlOption = None,
     endpoints: EndpointsOption = None,
     as_json: JsonOption = False,
@@ -78,7 +91,9 @@ def evaluate(
     answering = model or facts.model or DEFAULT_MODEL
     target = out or run_dir / EVALUATION_FOLDER
     evaluation: Evaluation = _run_async(
-        _evaluate(run_dir, answering, judge_model, (base_url, endpoints), per_category, seed)
+        _evaluate(
+            run_dir, answering, judge_model, (base_url, endpoints), per_category, seed, controls
+        )
     )
     try:
         files = write_evaluation(evaluation, target, seed=seed)
@@ -107,9 +122,19 @@ async def _evaluate(
     server: Server,
     per_category: int,
     seed: int,
+    controls: bool = True,
 ) -> Evaluation:
+    base_url, endpoints = server
     async with AsyncExitStack() as stack:
-        llm, judge = await _models(stack, model, judge_model, server)
+
+        async def opened(name: str) -> LanguageModel:
+            return await stack.enter_async_context(
+                open_llm(name, base_url=base_url, endpoints=endpoints)
+            )
+
+        llm = await opened(model)
+        console.print("Calibrating the judge on the shipped graded examples ...")
+        judge, report = await choose_judge(model, llm, opened, explicit=judge_model)
         return await evaluate_run(
             run_dir,
             llm,
@@ -117,7 +142,9 @@ async def _evaluate(
             max_per_category=per_category,
             seed=seed,
             model_name=model,
-            judge_name=judge_model or model,
+            judge_name=report.model,
+            controls=controls,
+            judge_report=report,
         )
 
 
@@ -177,10 +204,7 @@ def ablate(
         for row in table.itertuples()
     ]
     headers = ("condition", "overall [95% CI]", "hallucination", "full − this [95% CI]")
-    shown = Table(*(whole_column(h, [r[i] for r in rows]) for i, h in enumerate(headers)))
-    for shown_row in rows:
-        shown.add_row(*shown_row)
-    print_table(console, shown)
+    print_table(console, whole_table(headers, rows))
     console.print(f"Report: {out_dir / 'report.html'}")
 
 
@@ -224,11 +248,30 @@ def _print_evaluation(evaluation: Evaluation, seed: int) -> None:
         for row in tables["by_category"].itertuples()
     ]
     headers = ("category", "mean", "95% CI", "answers")
-    columns = (whole_column(h, [r[i] for r in rows]) for i, h in enumerate(headers))
-    shown = Table(*columns, title="Believability")
-    for row in rows:
-        shown.add_row(*row)
-    print_table(console, shown)
+    print_table(console, whole_table(headers, rows, title="Believability"))
+    if "controls" in tables:
+        _print_controls(tables["controls"])
+    report = evaluation.judge
+    if report is not None:
+        console.print(f"Judge: {report.model} ({report.chosen})")
+        if report.calibration is not None:
+            console.print(f"  calibration: {report.calibration.summary()}")
+        for caveat in report.caveats:
+            console.print(f"  [yellow]caveat:[/yellow] {caveat}")
+
+
+def _print_controls(frame: Any) -> None:
+    rows = [
+        (
+            str(row.condition),
+            f"{row.score:.2f} [{row.low:.2f}, {row.high:.2f}]",
+            "" if row.condition == "real run" else _ci(row, "gap"),
+            str(row.questions),
+        )
+        for row in frame.itertuples()
+    ]
+    headers = ("interviewee", "score [95% CI]", "real − this [95% CI]", "questions")
+    print_table(console, whole_table(headers, rows, title="Controls"))
 
 
 def _run_async(work: Any) -> Any:

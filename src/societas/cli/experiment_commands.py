@@ -15,11 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from societas.cli.output import (
     JsonOption,
-    Table,
     emit_json,
     json_mode_for_command,
     print_table,
-    whole_column,
+    whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
@@ -232,14 +231,8 @@ def print_result(result: ExperimentResult) -> None:
         for e in effects
     ]
     headers = ("outcome", "section", "contrast", "estimand", "estimate", "95% CI", "p")
-    columns = [
-        whole_column(h, [r[i] for r in rows], justify="left" if i < 4 else "right")
-        for i, h in enumerate(headers)
-    ]
-    table = Table(*columns, title=f"{result.spec.name}: effects vs {result.spec.control_arm}")
-    for row in rows:
-        table.add_row(*row)
-    print_table(console, table)
+    title = f"{result.spec.name}: effects vs {result.spec.control_arm}"
+    print_table(console, whole_table(headers, rows, title=title, left=4))
     total = result.usage.get("total") or {}
     if total:
         console.print(

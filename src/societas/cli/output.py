@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,7 @@ __all__ = [
     "print_table",
     "prose_column",
     "whole_column",
+    "whole_table",
 ]
 
 JsonOption = Annotated[
@@ -58,6 +59,26 @@ def whole_column(header: str, values: Iterable[str], *, justify: Justify = "left
     wide as its longest value."""
     widest = max((len(value) for value in values), default=0)
     return Column(header, no_wrap=True, min_width=max(widest, len(header)), justify=justify)
+
+
+def whole_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    left: int | None = None,
+) -> Table:
+    """A table of whole cells (:func:`whole_column` each): the first ``left`` columns are
+    left-justified (all of them by default), the rest, usually figures, right-justified."""
+    left = len(headers) if left is None else left
+    columns = [
+        whole_column(h, [row[i] for row in rows], justify="left" if i < left else "right")
+        for i, h in enumerate(headers)
+    ]
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def prose_column(header: str, *, min_width: int = 12, max_width: int | None = None) -> Column:

@@ -18,11 +18,10 @@ from rich.console import Console
 from societas.cli.experiment_commands import RUN_ERRORS, counting_bars, new_bar
 from societas.cli.output import (
     JsonOption,
-    Table,
     emit_json,
     json_mode_for_command,
     print_table,
-    whole_column,
+    whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.distributed.cli import (
@@ -206,14 +205,8 @@ def print_scorecard(scorecard: Scorecard) -> None:
             for s in scorecard.scores
             if s.condition == condition
         ]
-        columns = [
-            whole_column(h, [r[i] for r in rows], justify="left" if i == 0 else "right")
-            for i, h in enumerate(headers)
-        ]
-        table = Table(*columns, title=f"Validity: {condition} persona")
-        for row in rows:
-            table.add_row(*row)
-        print_table(console, table)
+        title = f"Validity: {condition} persona"
+        print_table(console, whole_table(headers, rows, title=title, left=1))
     for summary in scorecard.summaries:
         console.print(f"[bold]{summary.condition}[/bold]:")
         for line in summary.lines():

@@ -28,9 +28,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
+from societas.evaluation.believability_controls import (
+    CONTROLS,
+    control_interviewees,
+    shuffled_donors,
+)
 from societas.evaluation.believability_facts import RunFacts, read_run
 from societas.evaluation.believability_grading import grade_rule
 from societas.evaluation.believability_judge import judge_answer, judge_score
+from societas.evaluation.believability_judge_calibration import (
+    JudgeReport,
+    calibrate_judge,
+    judge_caveats,
+    load_calibration,
+)
 from societas.evaluation.believability_questions import (
     DEFAULT_PER_CATEGORY,
     JUDGE,
@@ -70,7 +81,12 @@ class GradedItem(BaseModel):
 
 
 class Evaluation(BaseModel):
-    """Every graded item of one run, with what the run was."""
+    """Every graded item of one run, with what the run was.
+
+    ``controls`` holds, per negative control of :mod:`.believability_controls`, the same
+    questions answered by the control's stand-ins and graded the same way; ``control_donors``
+    says whose experience each agent answered with in the ``shuffled`` control.
+    """
 
     run_dir: str
     scenario: str
@@ -79,6 +95,9 @@ class Evaluation(BaseModel):
     architecture: dict[str, bool]
     game_time: str
     items: list[GradedItem]
+    controls: dict[str, list[GradedItem]] = Field(default_factory=dict)
+    control_donors: dict[str, str] = Field(default_factory=dict)
+    judge: JudgeReport | None = None
 
     @property
     def agents(self) -> list[str]:
@@ -94,30 +113,79 @@ async def evaluate_run(
     seed: int = 0,
     model_name: str | None = None,
     judge_name: str | None = None,
+    controls: bool = True,
+    judge_report: JudgeReport | None = None,
+    calibrate: bool = True,
 ) -> Evaluation:
     """Interview every agent of the run in ``run_dir`` and grade the answers.
 
     ``llm`` answers in character; ``judge`` (default ``llm``) grades what no rule can check.
+    With ``controls``, the same questions also go to each negative control's stand-ins (which
+    triples the interview calls; unchanged answers come from the response cache).
+    ``judge_report`` says how the judge was chosen and calibrated (see
+    :mod:`.believability_judge_choice`); without one and with ``calibrate``, the judge is
+    calibrated here. Answers graded by an unfit judge say so in their ``reason``.
     Interviews never change the run (memories are recalled without touching them).
     """
     run, agents = read_run(run_dir)
     questions = generate_questions(run, max_per_category=max_per_category, seed=seed)
-    answers = await asyncio.gather(*(_answer(run, agents[q.agent], q, llm) for q in questions))
-    pairs = zip(questions, answers, strict=True)
-    items = await asyncio.gather(*(_grade(q, answer, judge or llm) for q, answer in pairs))
+    name = judge_name or model_name or run.model
+    if judge_report is None and calibrate:
+        own = judge is None or judge is llm
+        calibration = await calibrate_judge(judge or llm, load_calibration(), judge_name=name)
+        why = "no other judge was given"
+        judge_report = JudgeReport(
+            model=name,
+            self_judged=own,
+            chosen=why if own else "given by the caller",
+            calibration=calibration,
+            caveats=judge_caveats(calibration, own, why),
+        )
+    unfit = judge_report is not None and judge_report.fit is False
+    items = await _interview(run, agents, questions, llm, judge or llm, unfit)
+    control_items: dict[str, list[GradedItem]] = {}
+    for control in CONTROLS if controls else ():
+        stand_ins = control_interviewees(agents, control)
+        if stand_ins:
+            asked = [q for q in questions if q.agent in stand_ins]
+            control_items[control] = await _interview(
+                run, stand_ins, asked, llm, judge or llm, unfit
+            )
     return Evaluation(
         run_dir=str(run.run_dir),
         scenario=run.scenario.name,
         model=model_name or run.model,
-        judge_model=judge_name or model_name or run.model,
+        judge_model=name,
         architecture={
             "memory": run.config.memory,
             "reflection": run.config.reflection,
             "planning": run.config.planning,
         },
         game_time=run.now.isoformat(),
-        items=list(items),
+        items=items,
+        controls=control_items,
+        control_donors=shuffled_donors(list(agents)) if "shuffled" in control_items else {},
+        judge=judge_report,
     )
+
+
+async def _interview(
+    run: RunFacts,
+    agents: dict[str, Agent],
+    questions: Sequence[Question],
+    llm: LanguageModel,
+    judge: LanguageModel,
+    unfit_judge: bool = False,
+) -> list[GradedItem]:
+    answers = await asyncio.gather(*(_answer(run, agents[q.agent], q, llm) for q in questions))
+    pairs = zip(questions, answers, strict=True)
+    items = await asyncio.gather(*(_grade(q, answer, judge) for q, answer in pairs))
+    if not unfit_judge:
+        return list(items)
+    return [
+        i.model_copy(update={"reason": f"UNFIT JUDGE: {i.reason}"}) if i.method == "judge" else i
+        for i in items
+    ]
 
 
 async def _answer(
@@ -166,7 +234,7 @@ async def _grade(question: Question, answer: str | LLMError, judge: LanguageMode
     if isinstance(answer, LLMError):
         return _item(question, "", None, False, f"no answer: {answer}")
     if question.grader != JUDGE:
-        grade = grade_rule(question.grader, question.expected, answer)
+        grade = grade_rule(question.grader, question.expected, answer, question.text)
         return _item(question, answer, grade.score, grade.hallucinated, grade.reason)
     try:
         verdict = await judge_answer(

@@ -37,6 +37,8 @@ CATEGORIES: tuple[Category, ...] = (
     "reflections",
 )
 JUDGE = "judge"
+JUDGED_CATEGORIES: tuple[Category, ...] = ("memory", "plans", "reactions", "reflections")
+"""Categories with questions the judge grades (self-knowledge is checked by rules alone)."""
 DEFAULT_PER_CATEGORY = 5
 
 # Names for "Who is ...?" when everyone in the town has met: nobody in a run is called this.
@@ -59,6 +61,14 @@ RECALL_RUBRIC = (
     "details that contradict the facts or are not among them is worse than saying one does not "
     "remember."
 )
+
+PLANS_RUBRIC = (
+    "The answer describes plans consistent with the facts (the character's actual plan for the "
+    "rest of the day), in the character's own words; inventing other plans or saying nothing "
+    "concrete is worse."
+)
+RUBRICS = {"reaction": REACTION_RUBRIC, "recall": RECALL_RUBRIC, "plans": PLANS_RUBRIC}
+"""The judge's rubrics by name (the judge's calibration examples name theirs)."""
 
 
 class Question(BaseModel):
@@ -176,7 +186,19 @@ def _who_is(run: RunFacts, facts: AgentFacts, person: str) -> Draft:
         person=person,
         details=[d for d in details if d],
         talked=person in facts.talked_with,
+        profile=_profile(run, person),
+        # Everyone else's facts (the speaker's too): a description of them is a wrong answer.
+        others={name: _profile(run, name) for name in sorted(run.people) if name != person},
     )
+
+
+def _profile(run: RunFacts, name: str) -> str:
+    """What the scenario says a person is and does (not their traits, which fit many)."""
+    persona = run.people.get(name)
+    if persona is None:
+        return ""
+    parts = (persona.occupation, persona.lifestyle, persona.situation, persona.background)
+    return "; ".join(p for p in parts if p)
 
 
 def _stranger(run: RunFacts, facts: AgentFacts, rng: random.Random) -> str:
@@ -227,9 +249,7 @@ def _plans(run: RunFacts, facts: AgentFacts, rng: random.Random) -> list[Draft]:
         _q(
             "What are your plans for the rest of the day?",
             JUDGE,
-            "The answer describes plans consistent with the facts (the character's actual plan "
-            "for the rest of the day), in the character's own words; inventing other plans or "
-            "saying nothing concrete is worse.",
+            PLANS_RUBRIC,
             facts=[_block_line(b) for b in rest] or ["(no plan left for today)"],
         )
     )

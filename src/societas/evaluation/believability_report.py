@@ -1,7 +1,8 @@
 """Files of a believability evaluation: tables (CSV, JSON) and one self-contained HTML report.
 
 :func:`write_evaluation` writes, into a folder, ``items.csv`` (every graded answer),
-``by_agent.csv``, ``by_category.csv``, ``believability.json`` (all of it) and ``report.html``; or,
+``by_agent.csv``, ``by_category.csv``, ``controls.csv`` (the real run against its negative controls,
+when they ran), ``believability.json`` (all of it) and ``report.html``; or,
 given a file name, only that file (``.json``, ``.csv`` with the items, or ``.html``).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from societas.evaluation.believability import Evaluation
+from societas.evaluation.believability_control_stats import control_table
 from societas.evaluation.believability_facts import EvaluationError
 from societas.evaluation.believability_sense import plan_sense_json
 from societas.evaluation.believability_stats import (
@@ -42,11 +44,15 @@ def evaluation_tables(
     except ValueError as error:  # every answer failed: nothing to report
         raise EvaluationError(f"{evaluation.run_dir}: {error}") from error
     summary = summarise(table, np.random.default_rng(seed))
-    return summary, {
+    tables = {
         "items": items_frame(evaluation.items),
         "by_agent": by_agent(table),
         "by_category": by_category(summary, table),
     }
+    controls = control_table(evaluation, seed)
+    if not controls.empty:
+        tables["controls"] = controls
+    return summary, tables
 
 
 def write_evaluation(evaluation: Evaluation, out: str | Path, *, seed: int = 0) -> list[Path]:
@@ -114,6 +120,22 @@ def evaluation_document(
         "summary": summary_json(summary),
         "by_agent": agents.to_dict(orient="records"),
         "items": [item.model_dump(mode="json") for item in evaluation.items],
+        "controls": _controls_json(evaluation, tables),
+        "judge": None if evaluation.judge is None else evaluation.judge.model_dump(mode="json"),
+    }
+
+
+def _controls_json(evaluation: Evaluation, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The control comparison rows, who answered for whom, and every control answer."""
+    frame = tables.get("controls", pd.DataFrame())
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return {
+        "comparison": rows,
+        "shuffled_donors": evaluation.control_donors,
+        "items": {
+            name: [item.model_dump(mode="json") for item in items]
+            for name, items in evaluation.controls.items()
+        },
     }
 
 
@@ -173,6 +195,8 @@ def evaluation_html(
         f"<b>{number(summary.hallucination.estimate)}</b>.</p>",
         "<p class='note'>Scores are in [0, 1]; intervals are 95% cluster-bootstrap intervals "
         "over agents. Overall is the mean of the category means.</p>",
+        *_judge_html(evaluation),
+        *_controls_html(tables),
         "<h2>By category</h2>",
         forest_svg(forest_rows(rows), None),
         html_table(tables["by_category"]),
@@ -183,3 +207,32 @@ def evaluation_html(
         html_table(items, ("question", "answer", "reason")),
     ]
     return page(f"Believability: {evaluation.scenario}", body)
+
+
+def _judge_html(evaluation: Evaluation) -> list[str]:
+    report = evaluation.judge
+    if report is None:
+        return ["<p class='note'>The judge was not calibrated.</p>"]
+    text = f"Judge {report.model}: {report.chosen}."
+    if report.calibration is not None:
+        text += f" Calibration on the shipped graded examples: {report.calibration.summary()}."
+    caveats = [f"<p class='note'><b>Caveat:</b> {esc(c)}.</p>" for c in report.caveats]
+    return [f"<p>{esc(text)}</p>", *caveats]
+
+
+def _controls_html(tables: dict[str, pd.DataFrame]) -> list[str]:
+    frame = tables.get("controls")
+    if frame is None:
+        return [
+            "<h2>Negative controls</h2>",
+            "<p class='note'>Not run: without them the score has nothing to be compared with.</p>",
+        ]
+    return [
+        "<h2>What the score means: negative controls</h2>",
+        "<p>The same questions, graded the same way, answered by stand-ins that cannot know the "
+        "run: <b>shuffled</b> (each agent's persona with another agent's memories, notes and "
+        "plan) and <b>no memory</b> (the persona alone). The real run's score means as much as "
+        "its gap above them. Intervals: 95% bootstrap over the questions within each category, "
+        "paired between the real run and each control.</p>",
+        html_table(frame),
+    ]

@@ -2,7 +2,9 @@
 
 Interview answers are free text, so every check is tolerant: a person counts as named by their
 first name alone, words match on a shared stem ("writer" and "writing"), and "I have no idea"
-counts as not knowing.
+counts as not knowing. Two things never count as evidence: words the answer repeats from the
+question ("Who is Hollis Pike?" -- "Hollis Pike is not mentioned in my memory" knows nothing), and
+praise that fits anybody ("friendly", "kind"). A denial counts wherever it stands in the answer.
 
 Examples
 --------
@@ -39,9 +41,19 @@ _DENIAL = re.compile(
     r"|doesn'?t ring a bell|does not ring a bell|don'?t recogni[sz]e|do not recogni[sz]e"
     r"|can'?t say i know|cannot say i know|who is that|who's that|not someone i know"
     r"|no one by that name|nobody by that name|don'?t think i know|do not think i know"
-    r"|i'?m afraid i don'?t|never came across|not acquainted)\b",
+    r"|i'?m afraid i don'?t|never came across|not acquainted"
+    # Denials of having a record at all ("X is not mentioned in my memory").
+    r"|not mentioned|isn'?t mentioned|no mention|not in my memor(?:y|ies)|no memor(?:y|ies) of"
+    r"|don'?t remember|do not remember|can'?t recall|cannot recall|don'?t recall|do not recall"
+    r"|no information|no record|nothing about|not aware of|unknown to me)\b",
     re.IGNORECASE,
 )
+# Praise that fits anybody: it says nothing about which person is meant.
+_GENERIC_PRAISE_TEXT = """
+friendly kind nice lovely good great wonderful helpful pleasant sweet caring amazing awesome fine
+person people someone guy man woman lady gentleman friend know known knows
+"""
+_GENERIC_PRAISE = frozenset(_GENERIC_PRAISE_TEXT.split())
 _TITLE = r"(?:mr|mrs|ms|miss|dr|mister)\.?\s+"
 # "I'm 42", "aged 42", "42 years old"; not "I'm 5 minutes away" or "for 10 years".
 _AGE_CLAIM = re.compile(
@@ -77,16 +89,42 @@ def same_stem(first: str, second: str) -> bool:
     return common >= 4 and common >= 0.6 * shorter
 
 
-def matched_words(answer: str, expected: str | Iterable[str]) -> list[str]:
-    """The content words of ``expected`` that ``answer`` uses (on a shared stem)."""
-    wanted = content_words(expected if isinstance(expected, str) else " ".join(expected))
-    said = content_words(answer)
+def _joined(text: str | Iterable[str]) -> str:
+    return text if isinstance(text, str) else " ".join(text)
+
+
+def evidence_words(answer: str, ignore: str | Iterable[str] = ()) -> list[str]:
+    """The content words of ``answer`` that are not in ``ignore`` (on a shared stem).
+
+    Words an answer repeats from the question are no evidence of knowing anything:
+
+    >>> evidence_words("Hollis Pike is a baker.", "Who is Hollis Pike?")
+    ['baker']
+    """
+    echoed = content_words(_joined(ignore))
+    return [w for w in content_words(answer) if not any(same_stem(w, e) for e in echoed)]
+
+
+def matched_words(
+    answer: str, expected: str | Iterable[str], ignore: str | Iterable[str] = ()
+) -> list[str]:
+    """The content words of ``expected`` that ``answer`` uses (on a shared stem), leaving out
+    the words of ``ignore`` (the question: repeating it is no evidence)."""
+    wanted = content_words(_joined(expected))
+    said = evidence_words(answer, ignore)
     return [w for w in wanted if any(same_stem(w, s) for s in said)]
 
 
-def shares_words(answer: str, expected: str | Iterable[str]) -> bool:
-    """Whether ``answer`` uses at least one content word of ``expected``."""
-    return bool(matched_words(answer, expected))
+def shares_words(
+    answer: str, expected: str | Iterable[str], ignore: str | Iterable[str] = ()
+) -> bool:
+    """Whether ``answer`` uses at least one content word of ``expected`` (not of ``ignore``)."""
+    return bool(matched_words(answer, expected, ignore))
+
+
+def telling_words(words_: Iterable[str]) -> list[str]:
+    """``words_`` without praise that fits anybody ("friendly", "kind", "nice person")."""
+    return [w for w in words_ if w not in _GENERIC_PRAISE]
 
 
 def mentions_person(text: str, name: str) -> bool:
