@@ -41,6 +41,8 @@ HINTS: dict[str, object] = {
     "end": ["10:00", "12:00", "15:00", "22:00"],
     "time": "15:00",
     "blocks[]": 4,
+    # People who meet talk (when "talk" is among the choices), so fake runs hold conversations.
+    "ReactionAnswer.do": "talk",
 }
 
 
