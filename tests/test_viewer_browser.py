@@ -190,9 +190,11 @@ def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
 
         # The town panel draws diffusion, the network and model usage.
         page.click("#tab-button-town")
-        wait_for(page, "document.querySelectorAll('#tab-town .figure').length === 4")
+        # calls and tokens per agent-hour, calls, tokens, and the share of the prompt reused
+        wait_for(page, "document.querySelectorAll('#tab-town .figure').length === 5")
         wait_for(page, "document.querySelectorAll('#tab-town .legend li').length > 0")
         assert "agent-hour" in page.locator("#tab-town .usage").inner_text()
+        assert "prompt reused" in page.locator("#tab-town .usage").inner_text()
 
         shot = page.screenshot()
         (tmp_path / "viewer.png").write_bytes(shot)
