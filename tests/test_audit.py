@@ -337,6 +337,8 @@ def test_actions_naming_another_room() -> None:
         ("Tomas Alvarez", "Mateo Alvarez", "Thanks, Dad."),
         ("Daniel Okafor", "Lena Okafor", "I'm Mateo and I play the guitar."),
         ("Tomas Alvarez", "Mateo Alvarez", "My wife Mei will be there."),
+        # From a town run: the speaker addresses himself mid-line.
+        ("Tomas Alvarez", "Daniel Okafor", "I'll make breakfast right now, Tomas! Let's go on."),
     ],
 )
 def test_a_line_with_the_wrong_name_or_kinship(speaker: str, listener: str, text: str) -> None:

@@ -237,6 +237,25 @@ def test_the_talk_state_decides_endings() -> None:
     repeat.add("Hello there.", False)
     repeat.add("hello there.", False)  # a verbatim repeat ends it and is not said twice
     assert repeat.over and len(repeat.turns) == 1
+    # From a town run: a reply that parrots the line before it is an echo, not a reply.
+    echo = TalkState(("Jonah Reed", "Mei Chen"), 6)
+    echo.add("Hello Mei! I was just making toast. Is there something you need?", False)
+    echo.add("Hi Jonah! I was just making toast. Is there something you need?", False)
+    assert echo.over and len(echo.turns) == 1
+    wrapped = TalkState(("Daniel Okafor", "Tomas Alvarez"), 6)
+    wrapped.add("I'll make breakfast right now, Tomas!", False)
+    wrapped.add("I'll make breakfast right now, Tomas! Let's continue working.", False)
+    assert wrapped.over and len(wrapped.turns) == 1
+    answered = TalkState(("A", "B"), 6)
+    answered.add("See you at the cafe at five.", False)
+    answered.add("See you then, at five.", False)  # shares words but says something back
+    answered.add("Yes.", False)
+    answered.add("Yes.", False)  # a short line echoes only when identical
+    assert [t.text for t in answered.turns] == [
+        "See you at the cafe at five.",
+        "See you then, at five.",
+        "Yes.",
+    ]
     silent = TalkState(("A", "B"), 6)
     silent.add("", False)
     assert silent.over and not silent.turns

@@ -178,7 +178,8 @@ class TalkState:
 
     People speak in turn, the first (who started the talk) first, for at most ``max_turns``
     lines. A speaker who ends the talk has the last word, except that the first line always gets
-    a reply; a speaker with nothing to say (or repeating a line verbatim) ends it at once.
+    a reply; a speaker with nothing to say, or echoing a line already said (most of its words
+    are an earlier line's: small models parrot the last line back), ends it at once.
     """
 
     names: tuple[str, ...]
@@ -186,7 +187,7 @@ class TalkState:
     turns: list[Utterance] = field(default_factory=list)
     closing: bool = False
     over: bool = False
-    _said: set[str] = field(default_factory=set)
+    _said: list[frozenset[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_people(self.names)
@@ -204,16 +205,32 @@ class TalkState:
         speaker = self.next_speaker
         if speaker is None:
             raise ValueError("the talk is over")
-        if not text or text.lower() in self._said:
+        words = frozenset(_WORD.findall(text.lower()))
+        if not words or any(_echoes(words, earlier) for earlier in self._said):
             self.over = True
             return
-        self._said.add(text.lower())
+        self._said.append(words)
         self.turns.append(Utterance(speaker=speaker, text=text))
         if self.closing or len(self.turns) >= self.max_turns:
             self.over = True
         elif ends:
             self.over = len(self.turns) >= MIN_TURNS
             self.closing = not self.over
+
+
+_WORD = re.compile(r"[^\W_]+")
+# Share of the shorter line's words that both lines use, above which the later is an echo.
+ECHO_SHARE = 0.8
+
+
+def _echoes(words: frozenset[str], earlier: frozenset[str]) -> bool:
+    """Whether a line of ``words`` mostly repeats an ``earlier`` one, or wraps it in a few words
+    of its own (short lines only when identical: "Yes." after "Yes.", but not "See you then, at
+    five." after "See you at the cafe at five.")."""
+    shorter = min(len(words), len(earlier))
+    if shorter < 4:
+        return words == earlier
+    return len(words & earlier) > ECHO_SHARE * shorter
 
 
 def check_people(names: Sequence[str]) -> None:

@@ -133,13 +133,13 @@ def _wrong_kinship(line: Line, people: _People) -> str | None:
 
 def _vocatives(text: str, names: str) -> Iterator[str]:
     """Words of ``names`` (a regex alternation) used to address someone: "Tomas, ...",
-    "Hi Tomas", "..., Tomas." or "..., Tomas?"."""
+    "Hi Tomas", "..., Tomas." or "..., Tomas! Let's go"."""
     if not names:
         return
     patterns = (
         rf"^\W*(?:{_OPENER}\W+)?({names})\s*[,!?]",
         rf"\b{_GREETING},?\s+({names})\b",
-        rf",\s*({names})\s*[.!?]+\W*$",
+        rf",\s*({names})\s*[.!?]",
     )
     for pattern in patterns:
         for match in re.finditer(pattern, text.strip(), re.IGNORECASE):
