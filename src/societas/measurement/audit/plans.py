@@ -10,8 +10,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from societas.measurement.audit.reader import Block, DayPlan, Routine, RunRecord, Work, clock
+from societas.measurement.audit.reader import Block, DayPlan, Routine, RunRecord, Work
 from societas.measurement.audit.report import CheckResult, Finding, check_result, not_checked
+from societas.world.routine import MEAL_WINDOWS as ROUTINE_MEAL_WINDOWS
+from societas.world.routine import clock_text as clock
 
 FAMILY = "plans"
 MINUTES = "planned minutes"
@@ -20,14 +22,9 @@ WAKE_TOLERANCE = 60  # minutes between the routine's wake time and the plan's fi
 MEAL_TOLERANCE = 60  # minutes either side of a meal time the routine names
 LUNCH_BREAK = 90  # minutes of a meal inside work hours that do not count as missing work
 
-# When each meal may start (minutes after midnight, end exclusive), whatever the routine says;
-# the same windows the planner keeps meals in (societas.world.routine).
-MEAL_WINDOWS = {
-    "breakfast": (5 * 60, 11 * 60),
-    "brunch": (9 * 60, 13 * 60),
-    "lunch": (11 * 60, 15 * 60 + 30),
-    "dinner": (17 * 60, 22 * 60 + 30),
-}
+# When each meal may start (minutes after midnight, end exclusive), whatever the routine says:
+# the windows the planner keeps meals in, and brunch, which a plan may name though no routine does.
+MEAL_WINDOWS = {**ROUTINE_MEAL_WINDOWS, "brunch": (9 * 60, 13 * 60)}
 _MEAL_WORDS = {"breakfast": "breakfast", "brunch": "brunch", "lunch": "lunch"}
 _MEAL_WORDS |= {"dinner": "dinner", "supper": "dinner"}
 _MEAL = re.compile(r"\b(" + "|".join(_MEAL_WORDS) + r")\b", re.IGNORECASE)

@@ -14,6 +14,7 @@ from typing import Any
 from societas.engine.events import Event
 from societas.engine.measurements import NewsSpec
 from societas.engine.runstore import RunStore
+from societas.world.routine import clock_text as clock
 from societas.world.scenario import Scenario
 
 MINUTES_PER_DAY = 24 * 60
@@ -311,10 +312,6 @@ def minutes(text: str) -> int:
     if value > MINUTES_PER_DAY or int(mins) >= 60:
         raise ValueError(f"not a time of day (HH:MM): {text!r}")
     return value
-
-
-def clock(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
