@@ -20,9 +20,9 @@ import pytest
 
 from societas.engine.runstore import DB_NAME, RunStore
 from societas.engine.simulation import Simulation
+from societas.failpoints import KILL_VARIABLE
 from societas.llm.fake import ScriptedLLM
 from societas.testing.cli_process import CliProcesses
-from societas.testing.killpoints import KILL_VARIABLE
 from societas.world.scenario import load_scenario
 
 MODEL = "fake:reliability"

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from societas.engine.runstore import RunStore
+from societas.failpoints import KILL_VARIABLE
 from societas.testing.cli_process import CliProcesses
 from societas.testing.experiment_kills import (
     record_experiment,
     run_experiment_trial,
     summarise_experiments,
 )
-from societas.testing.killpoints import KILL_VARIABLE
 from societas.testing.random_kills import (
     Workload,
     compare_runs,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from societas.engine.runstore import RunStore
-from societas.testing.killpoints import KILL_VARIABLE
+from societas.failpoints import KILL_VARIABLE
 
 pytestmark = pytest.mark.model
 

@@ -65,7 +65,7 @@ from societas.engine.segments import (
     join_segments,
     split_segments,
 )
-from societas.testing.killpoints import kill_point
+from societas.failpoints import kill_point
 
 # Version 2 added segments and segment_refs; a version-1 store is upgraded when opened to write.
 SCHEMA_VERSION = 2

@@ -63,11 +63,11 @@ from societas.experiments.spec import (
     WorldDesign,
     resolve_time,
 )
+from societas.failpoints import kill_point
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.population import Population
-from societas.testing.killpoints import kill_point
 from societas.world.scenario import Scenario, load_scenario
 
 SURVEY_TIME = datetime(2026, 3, 2, 18, 0)

@@ -1,9 +1,9 @@
-"""Deterministic crash points: a process SIGKILLs itself where ``SOCIETAS_KILL_AT`` says.
+"""Fail points: a process SIGKILLs itself at a named spot when ``SOCIETAS_KILL_AT`` says so.
 
 Reliability tests need kills at exact moments (after a given step is committed, in the middle of
 a checkpoint write, after an experiment unit is saved) rather than at a random wall-clock time.
-Code that wants to be killable calls :func:`kill_point` at that spot; with the variable unset it
-returns at once. The variable holds ``POINT:N``:
+Production code that must survive a crash calls :func:`kill_point` at such a spot; a normal run
+leaves the variable unset and every point returns at once. The variable holds ``POINT:N``:
 
 - ``commit:N``: after the run store commits a step >= N;
 - ``in-commit:N``: inside the transaction of a step >= N, before it commits;
