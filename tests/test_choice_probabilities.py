@@ -16,8 +16,7 @@ from societas.agents.cognition.stated import state_distribution, token_distribut
 from societas.agents.persona import Persona
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM, first_token_shares
-from societas.llm.fake import HashEmbedder
-from societas.llm.fake_backend import ScriptedBackend
+from societas.llm.fake import HashEmbedder, ScriptedBackend
 from societas.llm.openai_compat import OpenAIBackend
 from societas.llm.types import (
     Completion,

@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field, RootModel
 
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM, compact_schema, with_schema_instructions
-from societas.llm.fake import HashEmbedder
-from societas.llm.fake_backend import (
+from societas.llm.fake import (
     CRASH,
     TRANSIENT,
     BackendRequest,
+    HashEmbedder,
     ScriptedBackend,
     ScriptedEmbedder,
 )

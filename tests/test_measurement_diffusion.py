@@ -15,13 +15,12 @@ import pytest
 from societas.engine.events import Event
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
-from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
+from societas.llm.fake import HINTS, SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.measurement.acquaintance import Acquaintance, stated_network
 from societas.measurement.diffusion import graded_news
 from societas.measurement.end_of_run import EndOfRunAnswers, NewsAnswer, ask_end_of_run
 from societas.measurement.fact_grading import grade_answer, is_denial, needs_judge
 from societas.measurement.town_summary import TownSummary, summarise_town
-from societas.testing.scripted_model import HINTS
 from societas.world.errors import ScenarioError
 from societas.world.news_facts import NewsFact
 from societas.world.scenario import NewsSpec, load_scenario, scenario_from_text

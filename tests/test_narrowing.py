@@ -10,8 +10,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from societas.llm.client import LLM
-from societas.llm.fake import HashEmbedder, ScriptedLLM
-from societas.llm.fake_backend import ScriptedBackend
+from societas.llm.fake import HashEmbedder, ScriptedBackend, ScriptedLLM
 from societas.llm.narrowing import (
     Between,
     Count,

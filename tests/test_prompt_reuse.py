@@ -25,13 +25,11 @@ from societas.llm.cache import ResponseCache
 from societas.llm.catalog import get_entry
 from societas.llm.client import LLM
 from societas.llm.embedded import EmbeddedBackend
-from societas.llm.fake import HashEmbedder
-from societas.llm.fake_backend import ScriptedBackend
+from societas.llm.fake import HashEmbedder, ScriptedBackend, fake_backends
 from societas.llm.meter import CallRecord
 from societas.llm.slots import SlotScheduler
 from societas.llm.types import Message, SamplingParams
 from societas.measurement.end_of_run import ask_end_of_run, question_count
-from societas.testing.scripted_model import fake_backends
 from societas.world.scenario import load_scenario
 
 PERSONA = "You are Ada Lind, a baker in a small town who likes early mornings. " * 4

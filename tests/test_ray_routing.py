@@ -23,7 +23,7 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation, acting_agent
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
-from societas.testing.scripted_model import fake_backends
+from societas.llm.fake import fake_backends
 from societas.world.scenario import load_scenario
 
 SCENARIO = "duo"

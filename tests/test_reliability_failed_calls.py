@@ -14,10 +14,8 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
-from societas.llm.fake import HashEmbedder
-from societas.llm.fake_backend import BackendRequest, ScriptedBackend
+from societas.llm.fake import BackendRequest, HashEmbedder, SchemaAnswers, ScriptedBackend
 from societas.llm.types import BackendTransientError, LLMUnavailableError
-from societas.testing.scripted_model import SchemaAnswers
 from societas.world.scenario import load_scenario
 
 

