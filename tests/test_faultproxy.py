@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from societas.testing.faultproxy import FAULT_KINDS, FaultProxy
+from support.faultproxy import FAULT_KINDS, FaultProxy
 
 
 def schedule(proxy: FaultProxy, requests: int) -> list[str | None]:

@@ -1,8 +1,9 @@
-"""Tools for testing societas itself: a scripted model, kill points and a fault-injecting proxy.
+"""Harnesses shared by the crash tests and ``benchmarks/kills.py``; no production code imports them.
 
-Nothing here is used by a normal run. :mod:`~societas.testing.scripted_model` backs the
-``fake:`` model specification (deterministic answers that only follow the schema, for tests and
-benchmarks of the engine), :mod:`~societas.testing.killpoints` lets a test make a process
-SIGKILL itself at a chosen point, and :mod:`~societas.testing.faultproxy` sits in front of an
-OpenAI-compatible server and breaks a share of its answers.
+:mod:`~societas.testing.cli_process` forks ``societas`` commands from a preloaded server so a
+test can start and SIGKILL many of them; :mod:`~societas.testing.random_kills` and
+:mod:`~societas.testing.experiment_kills` kill runs, resumes and experiments at random moments
+and compare the results with uninterrupted ones. The fail points they aim at are production
+code (:mod:`societas.failpoints`), and the scripted ``fake:`` model lives in
+:mod:`societas.llm.fake`.
 """
