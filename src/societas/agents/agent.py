@@ -39,8 +39,8 @@ from societas.agents.cognition.planning import (
     with_detour,
 )
 from societas.agents.cognition.reflection import reflect, should_reflect
+from societas.agents.config import CognitionSettings
 from societas.agents.persona import Persona
-from societas.engine.config import SimulationConfig
 from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights, retrieve, retrieve_each
@@ -170,7 +170,11 @@ class Agent:
         return [self.memory.texts(ids) for ids in found]
 
     async def maybe_reflect(
-        self, llm: LanguageModel, now: datetime, config: SimulationConfig, weights: RetrievalWeights
+        self,
+        llm: LanguageModel,
+        now: datetime,
+        config: CognitionSettings,
+        weights: RetrievalWeights,
     ) -> list[int]:
         """Reflect when enough important things have happened since the last reflection."""
         if not self.reflection_due(config):
@@ -180,7 +184,7 @@ class Agent:
             self._record_memory(memory_id)
         return ids
 
-    def reflection_due(self, config: SimulationConfig) -> bool:
+    def reflection_due(self, config: CognitionSettings) -> bool:
         """True when :meth:`maybe_reflect` would reflect now."""
         return config.reflection and should_reflect(self.memory, config.reflection_threshold)
 
@@ -203,7 +207,7 @@ class Agent:
         llm: LanguageModel,
         now: datetime,
         places: PlacesFor,
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
     ) -> None:
         """Make today's plan (one call, one more to repair it) when the agent has none for today.
@@ -259,7 +263,7 @@ class Agent:
         now: datetime,
         reason: str,
         places: PlacesFor,
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
     ) -> None:
         """Change the rest of today's plan (one call, one more to repair it) after a reaction or
@@ -311,7 +315,7 @@ class Agent:
         now: datetime,
         reason: str,
         places: PlacesFor,
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
     ) -> None:
         """Adopt what the agent agreed to, remember each appointment as a plan, and replan when
@@ -394,7 +398,7 @@ class Agent:
         self,
         llm: LanguageModel,
         now: datetime,
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
         ahead_minutes: int,
     ) -> None:
@@ -465,7 +469,7 @@ class Agent:
         llm: LanguageModel,
         now: datetime,
         objects_of: dict[str, list[str]],
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
     ) -> bool:
         """Make sure an action covers ``now``; refine the current block lazily (one call).
@@ -495,7 +499,7 @@ class Agent:
         minute: int,
         now: datetime,
         objects_of: dict[str, list[str]],
-        config: SimulationConfig,
+        config: CognitionSettings,
         weights: RetrievalWeights,
     ) -> Sequence[Action]:
         if block.activity == SLEEPING:

@@ -1,4 +1,8 @@
-"""Settings of a simulation run (everything that changes behaviour, saved with the run)."""
+"""Settings of a simulation run (everything that changes behaviour, saved with the run).
+
+The agents read a few of them through :class:`societas.agents.config.CognitionSettings`, which
+this class satisfies.
+"""
 
 from __future__ import annotations
 
