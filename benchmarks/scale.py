@@ -53,7 +53,7 @@ from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.types import FloatMatrix
 from societas.memory.retrieval import retrieve
 from societas.memory.stream import MemoryStream
-from societas.world.gridtown import district_places, grid_town
+from societas.scenarios.gridtown import district_places, grid_town
 
 T = TypeVar("T")
 TARGET = {"agents": 10_000, "game_hours": 24.0, "wall_s": 600.0, "retrieval_p50_ms": 2.0}

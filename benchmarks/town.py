@@ -39,7 +39,7 @@ from societas.llm.registry import open_llm
 from societas.measurement.audit import audit_store
 from societas.measurement.end_of_run import ask_end_of_run
 from societas.measurement.town_summary import summarise_town
-from societas.world.scenario import Scenario, load_scenario
+from societas.scenarios.scenario import Scenario, load_scenario
 
 # Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and
 # 6.6 M tokens (the reference repository's issue #156).

@@ -25,7 +25,7 @@ from societas.measurement.audit import (
 )
 from societas.measurement.audit.reader import record_of
 from societas.measurement.audit.text import cut_off_reason, grammar_problem
-from societas.world.scenario import Scenario, load_scenario
+from societas.scenarios.scenario import Scenario, load_scenario
 
 TOWN = load_scenario("town")
 START = datetime(2026, 2, 13, 7, 0)

@@ -19,7 +19,7 @@ from societas.evaluation.believability_questions import CATEGORIES, generate_que
 from societas.evaluation.believability_report import write_evaluation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.types import LLMUnavailableError
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 HINTS = {
     "wake": "07:00",

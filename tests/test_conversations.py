@@ -12,7 +12,7 @@ from societas.engine.conversations import TALKING
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
-from societas.world.scenario import load_scenario, scenario_from_text
+from societas.scenarios.scenario import load_scenario, scenario_from_text
 
 # The engine tests' script: the two meet at the cafe and Iris talks to Noah.
 HINTS = {

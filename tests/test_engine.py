@@ -11,7 +11,7 @@ from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 HINTS = {
     "wake": "07:00",

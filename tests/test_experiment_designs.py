@@ -28,7 +28,7 @@ from societas.experiments.designs import (
 )
 from societas.llm.fake import SchemaFiller, ScriptedLLM
 from societas.memory.records import MemoryKind
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 NAMES = [f"Agent {i:02d}" for i in range(30)]
 NOW = datetime(2026, 3, 2, 12, 0)

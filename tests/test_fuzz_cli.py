@@ -25,7 +25,7 @@ from societas.cli.app import app
 from societas.engine.config import SimulationConfig
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 EXAMPLES = int(os.environ.get("SOCIETAS_FUZZ_EXAMPLES", "80"))
 # Commands that may succeed on a valid input because they load no model (serve never binds here).

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from societas.experiments.spec import ExperimentError, experiment_from_text, load_experiment
+from societas.scenarios.scenario import load_scenario, scenario_from_text
 from societas.world.errors import Issue, ScenarioError, format_path
-from societas.world.scenario import load_scenario, scenario_from_text
 
 # SOCIETAS_FUZZ_EXAMPLES=2000 digs deeper than the quick default.
 EXAMPLES = int(os.environ.get("SOCIETAS_FUZZ_EXAMPLES", "60"))

@@ -51,7 +51,7 @@ from societas.llm.types import (
     Message,
 )
 from societas.llm.types import SamplingParams as Params
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 Mode = Literal["ok", "fail", "close", "echo-auth", "reject"]
 SECRET = "sk-test-5ecret-value-0123456789"

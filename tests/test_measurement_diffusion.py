@@ -21,9 +21,9 @@ from societas.measurement.diffusion import graded_news
 from societas.measurement.end_of_run import EndOfRunAnswers, NewsAnswer, ask_end_of_run
 from societas.measurement.fact_grading import grade_answer, is_denial, needs_judge
 from societas.measurement.town_summary import TownSummary, summarise_town
+from societas.scenarios.scenario import NewsSpec, load_scenario, scenario_from_text
 from societas.world.errors import ScenarioError
 from societas.world.news_facts import NewsFact
-from societas.world.scenario import NewsSpec, load_scenario, scenario_from_text
 
 COUNCIL_QUESTION = "What have you heard about next month's town council election?"
 COUNCIL_FACTS = [

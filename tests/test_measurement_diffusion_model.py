@@ -11,7 +11,7 @@ from societas.engine.runstore import RunStore
 from societas.measurement.end_of_run import ask_end_of_run
 from societas.measurement.town_summary import summarise_town
 from societas.memory.records import MemoryKind
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 pytestmark = pytest.mark.model
 

@@ -22,7 +22,7 @@ from societas.prompts import (
     template_hash,
     write_lock,
 )
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 
 def test_the_lock_matches_every_shipped_template() -> None:

@@ -30,7 +30,7 @@ from societas.llm.meter import CallRecord
 from societas.llm.slots import SlotScheduler
 from societas.llm.types import Message, SamplingParams
 from societas.measurement.end_of_run import ask_end_of_run, question_count
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 PERSONA = "You are Ada Lind, a baker in a small town who likes early mornings. " * 4
 

@@ -24,7 +24,7 @@ from societas.engine.simulation import Simulation, acting_agent
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.fake import fake_backends
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 SCENARIO = "duo"
 

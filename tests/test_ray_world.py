@@ -22,8 +22,8 @@ from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.registry import open_llm
-from societas.world.gridtown import grid_town
-from societas.world.scenario import Scenario
+from societas.scenarios.gridtown import grid_town
+from societas.scenarios.scenario import Scenario
 
 MODEL = "fake:world"
 HOURS = 2.0

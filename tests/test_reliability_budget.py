@@ -16,8 +16,8 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.registry import open_llm
+from societas.scenarios.scenario import load_scenario
 from societas.testing.cli_process import CliProcesses
-from societas.world.scenario import load_scenario
 
 RUN_ARGS = ["duo", "--model", "fake:budget", "--hours", "8", "--seed", "2", "--no-interviews"]
 BUDGET_EXIT_CODE = 3

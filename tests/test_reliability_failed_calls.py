@@ -16,7 +16,7 @@ from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.fake import BackendRequest, HashEmbedder, SchemaAnswers, ScriptedBackend
 from societas.llm.types import BackendTransientError, LLMUnavailableError
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 
 
 class Outage:

@@ -30,7 +30,7 @@ from societas.llm.meter import CallRecord, RequestTotals
 from societas.llm.registry import open_chat_backend
 from societas.llm.types import LLMUnavailableError, Message
 from societas.llm.weights import ensure_weights
-from societas.world.scenario import load_scenario
+from societas.scenarios.scenario import load_scenario
 from support.faultproxy import FAULT_KINDS, MARKER, FaultProxy
 
 pytestmark = pytest.mark.model

@@ -22,8 +22,8 @@ from societas.engine.runstore import DB_NAME, RunStore
 from societas.engine.simulation import Simulation
 from societas.failpoints import KILL_VARIABLE
 from societas.llm.fake import ScriptedLLM
+from societas.scenarios.scenario import load_scenario
 from societas.testing.cli_process import CliProcesses
-from societas.world.scenario import load_scenario
 
 MODEL = "fake:reliability"
 RUN_ARGS = ["duo", "--model", MODEL, "--hours", "12", "--seed", "3", "--no-interviews"]

@@ -21,9 +21,9 @@ from societas.engine.config import SimulationConfig
 from societas.engine.places import PlaceChoices
 from societas.llm.fake import ScriptedCall, ScriptedLLM
 from societas.memory.retrieval import RetrievalWeights
+from societas.scenarios.scenario import load_scenario
 from societas.world.phrasing import doing, one_script, whole_words
 from societas.world.routine import Routine, routine_from_lifestyle
-from societas.world.scenario import load_scenario
 from societas.world.state import World
 
 HOME = "Alvarez House:living room"
@@ -350,7 +350,7 @@ def test_a_file_without_routines_gets_them_derived_and_recorded() -> None:
         start = text.index("    routine:")
         end = text.index("\n    relationships:", start)
         text = text[:start] + text[end + 1 :]
-    from societas.world.scenario import scenario_from_text
+    from societas.scenarios.scenario import scenario_from_text
 
     scenario = scenario_from_text(text, "mine.yaml")
     iris = scenario.routine_of("Iris Vance")

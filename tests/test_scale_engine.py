@@ -17,8 +17,8 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
 from societas.llm.narrowing import Narrowed, OneOf
-from societas.world.gridtown import district_places, grid_town
-from societas.world.scenario import load_scenario
+from societas.scenarios.gridtown import district_places, grid_town
+from societas.scenarios.scenario import load_scenario
 from societas.world.state import SeenAgent, World
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,8 @@ from societas.llm.client import LLM
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.registry import open_llm
 from societas.llm.types import LLMUnavailableError
-from societas.world.gridtown import grid_town
-from societas.world.scenario import Scenario
+from societas.scenarios.gridtown import grid_town
+from societas.scenarios.scenario import Scenario
 from test_scale_engine import HINTS, event_log
 
 HOURS = 4.0

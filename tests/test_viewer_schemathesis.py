@@ -26,9 +26,9 @@ from schemathesis.checks import not_a_server_error
 from societas.engine.config import SimulationConfig
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
+from societas.scenarios.scenario import load_scenario
 from societas.viewer.app import create_app, router
 from societas.viewer.guards import MAX_URL_BYTES
-from societas.world.scenario import load_scenario
 
 EXAMPLES = int(os.environ.get("SOCIETAS_FUZZ_EXAMPLES", "30"))
 SECRET = "top-secret-content-outside-the-run"

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from societas.world.scenario import Scenario, load_scenario
+from societas.scenarios.scenario import Scenario, load_scenario
 from societas.world.state import World
 
 

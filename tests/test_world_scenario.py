@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from societas.agents.persona import Persona
-from societas.world.errors import ScenarioError
-from societas.world.scenario import (
+from societas.scenarios.scenario import (
     Scenario,
     list_builtin_scenarios,
     load_scenario,
     scenario_from_text,
 )
+from societas.world.errors import ScenarioError
 
 DUO = resources.files("societas.scenarios").joinpath("duo.yaml").read_text("utf-8")
 

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from societas.world.gridtown import grid_town
+from societas.scenarios.gridtown import grid_town
 from societas.world.places import Tile
 from societas.world.spatial import SpatialIndex
 from societas.world.state import World

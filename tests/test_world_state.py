@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from societas.scenarios.scenario import Scenario, load_scenario
 from societas.world.errors import UnknownAgentError, UnknownPlaceError, WorldError
-from societas.world.scenario import Scenario, load_scenario
 from societas.world.state import World
 
 IRIS, NOAH = "Iris Vance", "Noah Bell"

@@ -30,8 +30,8 @@ from societas.evaluation.believability_sense import plan_sense_json
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LanguageModel, LLMError
+from societas.scenarios.scenario import load_scenario
 from societas.world.errors import ScenarioError, WorldError
-from societas.world.scenario import load_scenario
 
 console = Console()
 

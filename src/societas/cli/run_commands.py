@@ -62,8 +62,8 @@ from societas.llm.types import LLMError
 from societas.measurement.end_of_run import EndOfRunAnswers, ask_end_of_run, question_count
 from societas.measurement.town_summary import TownSummary, summarise_town
 from societas.memory.retrieval import RetrievalWeights
+from societas.scenarios.scenario import Scenario, load_scenario, scenario_from_text
 from societas.world.errors import ScenarioError, WorldError
-from societas.world.scenario import Scenario, load_scenario, scenario_from_text
 
 console = Console()
 

@@ -50,7 +50,7 @@ from societas.experiments.spec import ExperimentSpec, WorldDesign
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.types import LanguageModel
 from societas.population import Population
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 Rows = list[dict[str, Any]]
 

@@ -31,7 +31,7 @@ from societas.engine.sharded_run import ShardReport, WorldShard, split_scenario
 from societas.engine.sharding import HubMember, LocalHub
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 # Every shard waits in the hub once per phase, so the hub must hold all of them at once.
 HUB_CONCURRENCY = 10_000

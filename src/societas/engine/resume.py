@@ -8,7 +8,7 @@ from societas.engine.run_directory import has_checkpoint, restart_meta
 from societas.engine.simulation import Simulation
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 
 async def resume_simulation(

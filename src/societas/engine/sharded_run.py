@@ -41,7 +41,7 @@ from societas.engine.sharding import (
 from societas.engine.simulation import Simulation, run_meta
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 from societas.world.state import World
 
 T = TypeVar("T")

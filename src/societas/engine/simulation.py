@@ -53,8 +53,8 @@ from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights
 from societas.memory.stream import MemoryStream
 from societas.prompts import prompt_versions
+from societas.scenarios.scenario import Scenario
 from societas.world.phrasing import doing
-from societas.world.scenario import Scenario
 from societas.world.state import World
 
 T = TypeVar("T")

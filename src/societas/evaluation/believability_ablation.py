@@ -49,7 +49,7 @@ from societas.evaluation.believability_stats import (
 from societas.experiments.report import esc, forest_svg, number
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 EVALUATION_FOLDER = "believability"
 

@@ -25,8 +25,8 @@ from societas.agents.cognition.planning import PlanBlock
 from societas.agents.persona import Persona
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore, RunStoreError
+from societas.scenarios.scenario import Scenario, scenario_from_text
 from societas.world.errors import ScenarioError, WorldError
-from societas.world.scenario import Scenario, scenario_from_text
 
 SCENARIO_COPY = "scenario.yaml"
 

@@ -68,7 +68,7 @@ from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
 from societas.memory.records import MemoryKind
 from societas.population import Population
-from societas.world.scenario import Scenario, load_scenario
+from societas.scenarios.scenario import Scenario, load_scenario
 
 SURVEY_TIME = datetime(2026, 3, 2, 18, 0)
 BACKGROUND_IMPORTANCE = 5

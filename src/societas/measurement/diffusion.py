@@ -15,7 +15,7 @@ Examples
 --------
 >>> from datetime import datetime
 >>> from societas.world.news_facts import NewsFact
->>> from societas.world.scenario import NewsSpec
+>>> from societas.scenarios.scenario import NewsSpec
 >>> item = NewsSpec(id="party", description="A party at the cafe.", keywords=[["party"]],
 ...     initial_knowers=["Ada"], question="What is on later?",
 ...     facts=[NewsFact(aspect="what", text="a party", match=["party"])])
@@ -33,7 +33,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pydantic import BaseModel, Field
 
 from societas.measurement.fact_grading import AnswerGrade, grade_answer
-from societas.world.scenario import NewsSpec
+from societas.scenarios.scenario import NewsSpec
 
 
 class GradedNews(BaseModel):

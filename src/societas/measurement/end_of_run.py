@@ -24,7 +24,7 @@ from societas.measurement.acquaintance import Acquaintance, ask_acquaintances
 from societas.measurement.fact_grading import needs_judge
 from societas.measurement.fact_judge import judge_fact
 from societas.memory.retrieval import RetrievalWeights
-from societas.world.scenario import NewsSpec, Scenario
+from societas.scenarios.scenario import NewsSpec, Scenario
 
 MEMORIES_PER_QUESTION = 6
 NEWS_PURPOSE = "news_question"

@@ -17,7 +17,7 @@ from societas.engine.runstore import RunStore
 from societas.measurement.acquaintance import StatedNetwork, stated_network
 from societas.measurement.diffusion import GradedNews, graded_news
 from societas.measurement.end_of_run import EndOfRunAnswers, graded_items
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 _SPREAD_KINDS = ("conversation", "utterance")
 

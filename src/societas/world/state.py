@@ -1,13 +1,14 @@
 """The world's changing state: time, where each agent stands and what it is doing, object states,
 and a queue of scheduled world events.
 
-The static parts (places, tile map) come from the scenario and are shared by every copy of a
-world; everything that changes is saved by :meth:`World.get_state` and restored, independent of the
-original, by :meth:`World.from_state`.
+The static parts (places, tile map) come from the scenario, read through
+:class:`~societas.world.layout.WorldLayout`, and are shared by every copy of a world; everything
+that changes is saved by :meth:`World.get_state` and restored, independent of the original, by
+:meth:`World.from_state`.
 
 Examples
 --------
->>> from societas.world.scenario import load_scenario
+>>> from societas.scenarios.scenario import load_scenario
 >>> world = World.from_scenario(load_scenario("duo"))
 >>> world.place_of("Iris Vance")
 'Vance Flat:main room'
@@ -29,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from societas.world.clock import GameClock
 from societas.world.errors import UnknownAgentError, WorldError, did_you_mean
+from societas.world.layout import WorldLayout
 from societas.world.phrasing import doing, object_state_phrase
 from societas.world.places import PlaceTree, Tile
-from societas.world.scenario import Scenario
 from societas.world.spatial import SpatialIndex
 from societas.world.tilemap import TileMap
 
@@ -135,7 +136,7 @@ class _WorldState(BaseModel):
 class World:
     """A running world. Create with :meth:`from_scenario`; copy with :meth:`copy`."""
 
-    def __init__(self, scenario: Scenario, clock: GameClock, positions: dict[str, Tile]) -> None:
+    def __init__(self, scenario: WorldLayout, clock: GameClock, positions: dict[str, Tile]) -> None:
         self.scenario = scenario
         self.places: PlaceTree = scenario.places
         self.tilemap: TileMap = scenario.tilemap
@@ -163,7 +164,7 @@ class World:
         self._next_seq = 0
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario) -> World:
+    def from_scenario(cls, scenario: WorldLayout) -> World:
         """A world at the scenario's start: agents at their spawn tiles, objects in their usual
         state, the clock at ``start_time``."""
         clock = GameClock(scenario.start_time, scenario.minutes_per_step)
@@ -442,7 +443,7 @@ class World:
         }
 
     @classmethod
-    def from_state(cls, scenario: Scenario, state: dict[str, Any]) -> World:
+    def from_state(cls, scenario: WorldLayout, state: dict[str, Any]) -> World:
         """A world of ``scenario`` in the saved ``state``; shares nothing mutable with ``state``."""
         try:
             saved = _WorldState.model_validate(state)

@@ -18,8 +18,8 @@ from societas.measurement.audit.reader import AuditInputError, RunRecord, read_r
 from societas.measurement.audit.report import AuditReport, CheckResult, Finding
 from societas.measurement.audit.sense import PlanSense, plan_sense
 from societas.measurement.audit.text import text_checks
+from societas.scenarios.scenario import Scenario, scenario_from_text
 from societas.world.errors import ScenarioError, WorldError
-from societas.world.scenario import Scenario, scenario_from_text
 
 # The copy of its scenario that ``societas run`` keeps in every run directory.
 RUN_SCENARIO = "scenario.yaml"

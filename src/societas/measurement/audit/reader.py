@@ -14,8 +14,8 @@ from typing import Any
 from societas.engine.events import Event
 from societas.engine.measurements import NewsSpec
 from societas.engine.runstore import RunStore
+from societas.scenarios.scenario import Scenario
 from societas.world.routine import clock_text as clock
-from societas.world.scenario import Scenario
 
 MINUTES_PER_DAY = 24 * 60
 ROUTINE_KIND = "routine"  # recorded per agent once its routine is known (scenario or derived)

@@ -27,7 +27,7 @@ import random
 from datetime import datetime
 from typing import Any
 
-from societas.world.scenario import Scenario
+from societas.scenarios.scenario import Scenario
 
 STREET = "Grid Town:streets"
 DISTRICT_PREFIX = "District"
