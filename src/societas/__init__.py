@@ -5,9 +5,10 @@ The package layout is the architecture:
 - ``societas.llm``: one async interface to language models (embedded llama.cpp, OpenAI-compatible
   servers), with caching, metering and structured outputs.
 - ``societas.memory``: each agent's memory stream and its retrieval.
-- ``societas.world``: scenario files, places, the tile map and the world's state.
+- ``societas.world``: places, the tile map, routines and the world's state.
 - ``societas.agents``: personas and cognition (importance, reflection, planning, reaction,
   dialogue).
+- ``societas.scenarios``: scenario files (a world with its residents, news and gatherings).
 - ``societas.engine``: the simulation loop, the run store, snapshots, forks and measurements.
 - ``societas.cli``: the ``societas`` command.
 """

@@ -1,7 +1,7 @@
 """Kill runs and resumes with SIGKILL at random moments, resume them, and compare the result with
 an uninterrupted run: the guarantee that a run killed at any moment ends as if nothing happened.
 
-Named kill points (:mod:`societas.failpoints`) stop a process exactly where a test says;
+Named fail points (:mod:`societas.failpoints`) stop a process exactly where a test says;
 this module stops real ``societas run`` and ``societas resume`` processes from outside, at moments
 drawn from a seeded generator, wherever the process happens to be (importing, creating the store,
 setting up agents, between or inside steps, writing a checkpoint, the final status and summary).
