@@ -34,8 +34,8 @@ class StepRecorder:
         self.clock = clock
         self.owned = owned
         self.lead = lead
-        self.events: list[tuple[EventKey, Event]] = []
-        self.emitted = 0
+        self._events: list[tuple[EventKey, Event]] = []
+        self._emitted = 0
         self._pass_agent: str | None = None
         self._pass_index = 0
         # What a shard would have committed, for its driver to collect (take_shipments).
@@ -45,16 +45,16 @@ class StepRecorder:
     def emit(self, agent: str | None, kind: str, data: dict[str, Any]) -> None:
         """Record an event of ``agent`` (None: of the world) at the clock's step and time."""
         if self._pass_agent is None:
-            self.emitted += 1
-            key: EventKey = (self.emitted, "", 0)
+            self._emitted += 1
+            key: EventKey = (self._emitted, "", 0)
         else:
             self._pass_index += 1
-            key = (self.emitted, self._pass_agent, self._pass_index)
+            key = (self._emitted, self._pass_agent, self._pass_index)
         if self.owned is not None and not (agent in self.owned if agent is not None else self.lead):
             return  # the shard that owns the agent (or the lead, for the world) records it
         # Built unvalidated: the engine's own fields are well-typed, a large town emits hundreds
         # of thousands of events an hour, and the run store checks each kind as it writes it.
-        self.events.append(
+        self._events.append(
             (
                 key,
                 Event.model_construct(
@@ -69,7 +69,7 @@ class StepRecorder:
         The pass takes one place in the log, the same on every shard whichever agents it
         owns, and within it each agent's events go in its turn.
         """
-        self.emitted += 1
+        self._emitted += 1
         try:
             for name in names:
                 self._pass_agent, self._pass_index = name, 0
@@ -89,7 +89,7 @@ class StepRecorder:
 
     def record_call(self, agent: str | None, data: dict[str, Any]) -> None:
         """Record a model call made for ``agent`` (its ``llm_call`` event ``data``)."""
-        self.events.append(
+        self._events.append(
             (
                 CALL_KEY,
                 Event(
@@ -108,14 +108,14 @@ class StepRecorder:
         The step's other events never happened as far as the run is concerned; a resume from
         the last checkpoint replaces these records with those of the step run again.
         """
-        calls = [event for _, event in self.events if event.kind == "llm_call"]
-        self.events = []
+        calls = [event for _, event in self._events if event.kind == "llm_call"]
+        self._events = []
         if store is not None and calls:
             store.commit_step(self.clock.step, self.clock.now, calls)
 
     def discard(self) -> None:
         """Drop the pending events (a simulation that records nothing)."""
-        self.events.clear()
+        self._events.clear()
 
     def commit(
         self,
@@ -127,7 +127,7 @@ class StepRecorder:
     ) -> None:
         """Write the pending events of ``step`` and the checkpoint ``state`` in one transaction;
         with no ``store`` (a shard), ship them to the driver instead."""
-        keyed, self.events = self.events, []
+        keyed, self._events = self._events, []
         if store is None:
             # The driver writes what all shards shipped, or the run stops there. Events go
             # encoded: checking and encoding them is the shards' work, not the driver's.
