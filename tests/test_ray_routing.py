@@ -18,9 +18,10 @@ from societas.distributed.shards import (
     ShardSet,
     shard_of,
 )
+from societas.engine.agent_turns import acting_agent
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
-from societas.engine.simulation import Simulation, acting_agent
+from societas.engine.simulation import Simulation
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.fake import fake_backends

@@ -31,7 +31,7 @@ from typing import Any
 from societas import paths
 from societas.distributed.pool import WorkerResources
 from societas.distributed.session import placed, ray_module, ray_result, ray_session
-from societas.engine.simulation import acting_agent
+from societas.engine.agent_turns import acting_agent
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
 from societas.llm.meter import Meter

@@ -31,6 +31,7 @@ from societas.agents.cognition.dialogue import (
 )
 from societas.agents.cognition.planning import Action
 from societas.agents.cognition.schemas import format_clock
+from societas.engine.agent_turns import DAYS, RESULTS
 from societas.engine.measurements import detect_news
 from societas.llm.types import LLMOutputError
 from societas.memory.records import MemoryKind
@@ -47,10 +48,6 @@ PLAN_LINES = 4
 """Blocks of today's plan (from now on) a speaker's prompt shows."""
 MEMORIES_PER_LINE = 5
 """The most memories a speaker's line prompt holds (recalled afresh for every line)."""
-# What the shards of a world share after a phase (see Simulation._for_each_agent): each line
-# and takeaway is every shard's to apply; settling changes the participants' days.
-RESULTS = (True, False)
-DAYS = (False, True)
 
 
 @dataclass
@@ -69,7 +66,7 @@ class TalkRequest:
 def may_talk(agent: Agent, other: str, now: datetime, cooldown_hours: float) -> bool:
     """Whether ``agent`` may talk with ``other`` again (not within the talk cooldown)."""
     last = agent.last_talk_hours.get(other)
-    return last is None or _hours(now) - last >= cooldown_hours
+    return last is None or clock_hours(now) - last >= cooldown_hours
 
 
 def is_talking(agent: Agent, now: datetime) -> bool:
@@ -149,7 +146,7 @@ async def hold_conversations(sim: Simulation, requests: list[TalkRequest], now: 
                 speaking[talk.next_speaker] = starter
         if not speaking:
             break
-        lines = await sim._for_each_agent(say, only=sorted(speaking), share=RESULTS)
+        lines = await sim.turns.for_each(say, only=sorted(speaking), share=RESULTS)
         for speaker in sorted(speaking):
             starter, line = speaking[speaker], lines[speaker]
             if isinstance(line, str):
@@ -173,13 +170,13 @@ async def hold_conversations(sim: Simulation, requests: list[TalkRequest], now: 
                 talk,
                 now=now,
                 place=sim.world.describe_place(place_of[starter]),
-                places=sim._talk_places([sim.agents[n] for n in talk.names]),
+                places=sim.choices.for_talk([sim.agents[n] for n in talk.names]),
             )
         except LLMOutputError:
             return ConversationOutcome(memory=f"I talked with {' and '.join(others)}.")
 
     talkers = sorted(name for talk in held.values() for name in talk.names)
-    outcomes = await sim._for_each_agent(reflect_on, only=talkers, share=RESULTS)
+    outcomes = await sim.turns.for_each(reflect_on, only=talkers, share=RESULTS)
     settled: dict[str, Conversation] = {}
     for request in requests:
         starter = request.initiator
@@ -206,10 +203,10 @@ async def hold_conversations(sim: Simulation, requests: list[TalkRequest], now: 
             partners = ", ".join(conversation.listeners_of(agent.name))
             reason = f"agreed with {partners}: " + "; ".join(c.line() for c in new)
             await agent.take_on(
-                sim.llm, new, now, reason, sim._plan_places(agent), config, sim.weights
+                sim.llm, new, now, reason, sim.choices.planner(agent), config, sim.weights
             )
 
-    await sim._for_each_agent(settle, only=sorted(settled), share=DAYS)
+    await sim.turns.for_each(settle, only=sorted(settled), share=DAYS)
     for name in sorted(settled):
         conversation = settled[name]
         _occupy(sim, sim.agents[name], conversation, now)
@@ -217,7 +214,7 @@ async def hold_conversations(sim: Simulation, requests: list[TalkRequest], now: 
 
 def _record_failure(sim: Simulation, request: TalkRequest, error: str, now: datetime) -> None:
     _note_talk(sim, request.names, now)
-    sim._emit(
+    sim.recorder.emit(
         request.initiator,
         "conversation_failed",
         {
@@ -235,7 +232,7 @@ def _record(
     _note_talk(sim, request.names, now)
     conversation_id = f"{sim.step_index}:{request.initiator}:{request.partner}"
     names = list(conversation.participants)
-    sim._emit(
+    sim.recorder.emit(
         request.initiator,
         "conversation",
         {
@@ -247,7 +244,7 @@ def _record(
     )
     for turn in conversation.turns:
         listeners = conversation.listeners_of(turn.speaker)
-        sim._emit(
+        sim.recorder.emit(
             turn.speaker,
             "utterance",
             {
@@ -264,11 +261,11 @@ def _record(
         for other, note in sorted(conversation.outcomes[name].relationships.items()):
             if other != name and note:
                 sim.agents[name].relationships[other] = note
-                sim._emit(name, "relationship", {"other": other, "summary": note})
+                sim.recorder.emit(name, "relationship", {"other": other, "summary": note})
 
 
 def _note_talk(sim: Simulation, names: tuple[str, ...], now: datetime) -> None:
-    hours_now = _hours(now)
+    hours_now = clock_hours(now)
     for name in names:
         for other in names:
             if other != name:
@@ -294,7 +291,7 @@ def _occupy(sim: Simulation, agent: Agent, conversation: Conversation, now: date
         agent.actions.insert(0, rest)
     agent.current = talking
     sim.world.set_activity(agent.name, talking.description, talking.emoji)
-    sim._emit(
+    sim.recorder.emit(
         agent.name,
         "action",
         {
@@ -319,7 +316,7 @@ def spread_news(
         for listener in listeners:
             if listener not in known:
                 known.add(listener)
-                sim._emit(
+                sim.recorder.emit(
                     listener,
                     "news_heard",
                     {
@@ -331,5 +328,6 @@ def spread_news(
                 )
 
 
-def _hours(moment: datetime) -> float:
+def clock_hours(moment: datetime) -> float:
+    """``moment`` in hours, as agents note when they last talked with (or weighed) someone."""
     return moment.timestamp() / 3600.0

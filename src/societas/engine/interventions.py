@@ -24,9 +24,17 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from societas.agents.agent import Agent
+from societas.engine.agent_turns import MINDS_ONLY
+from societas.engine.conversations import spread_news
+from societas.memory.records import MemoryKind
 from societas.world.errors import WorldError
+
+if TYPE_CHECKING:
+    from societas.engine.simulation import Simulation
 
 KINDS = ("announcement", "rule", "message", "object_state")
 DEFAULT_IMPORTANCE = {"announcement": 6, "rule": 8, "message": 6}
@@ -95,3 +103,33 @@ def deliveries(kind: str, data: dict[str, Any], agents: list[str]) -> list[Deliv
         Delivery(name, intervention_memory(kind, data, name), importance, memory_kind)
         for name in sorted(set(addressed))
     ]
+
+
+async def apply_due_interventions(sim: Simulation, now: datetime) -> None:
+    """Apply the interventions due at ``now``: record them, change the world, spread their news
+    and let every addressed agent remember what it learnt."""
+    due = sim.world.pop_due()
+    if not due:
+        return
+    memories: dict[str, list[tuple[str, int, MemoryKind]]] = {}
+    for event in due:
+        sim.recorder.emit(None, "intervention", {"kind": event.kind, **event.data})
+        if event.kind == "object_state":
+            sim.world.set_object_state(event.data["object"], event.data["state"])
+            sim.recorder.emit(None, "object_state", dict(event.data))
+            continue
+        for delivery in deliveries(event.kind, event.data, sorted(sim.agents)):
+            kind = MemoryKind.parse(delivery.kind)
+            memories.setdefault(delivery.agent, []).append(
+                (delivery.text, delivery.importance, kind)
+            )
+            source = str(event.data.get("sender") or event.kind)
+            spread_news(sim, source, [delivery.agent], delivery.text, f"intervention:{event.seq}")
+    if not sim.config.memory:
+        return
+
+    async def remember(agent: Agent) -> None:
+        for text, importance, kind in memories.get(agent.name, []):
+            await agent.remember(sim.llm, [text], kind, now, known=[importance])
+
+    await sim.turns.for_each(remember, only=sorted(memories), share=MINDS_ONLY)

@@ -14,7 +14,7 @@ A world of more than ``cap`` rooms offers the public rooms of the areas nearest 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +79,23 @@ class PlaceChoices:
         wanted.update(self._public_near(agent.home))
         wanted.update(self._households_brought_up(home_area, memories))
         return self.in_order(wanted)
+
+    def planner(self, agent: Agent) -> Callable[[Sequence[str]], list[str]]:
+        """The rooms ``agent`` may plan for, given the memories its planning call sees."""
+        return lambda memories: self.legitimate(agent, memories)
+
+    def for_talk(self, agents: Sequence[Agent]) -> list[str]:
+        """Where a conversation may set a meeting: the places its participants may plan for."""
+        return self.in_order(p for a in agents for p in self.legitimate(a))
+
+    def objects_by_room(self) -> dict[str, list[str]]:
+        """The (sorted) objects of each room, from one pass over all objects, not one per room."""
+        objects_of: dict[str, list[str]] = {room: [] for room in self.rooms}
+        for address in self.world.places.objects():
+            room = address.rsplit(":", 1)[0]
+            if room in objects_of:
+                objects_of[room].append(address)
+        return objects_of
 
     def _room_of(self, address: str) -> str:
         """A room for an address: itself, or an area's first room."""

@@ -25,7 +25,7 @@ SCENARIO_COPY = "scenario.yaml"
 SUMMARY_FILE = "summary.json"
 
 # Metadata every run store gets from the scenario and the config when it is created
-# (:func:`~societas.engine.simulation.run_meta`); a restart computes them afresh.
+# (:func:`~societas.engine.run_meta.run_meta`); a restart computes them afresh.
 _DERIVED_META = frozenset(
     {"scenario", "seed", "config", "start_time", "minutes_per_step", "agents", "map", "status"}
 )

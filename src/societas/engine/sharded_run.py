@@ -29,6 +29,7 @@ from societas.engine.budget import BudgetExhausted, BudgetGuard
 from societas.engine.config import SimulationConfig
 from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.run_directory import SCENARIO_COPY, has_checkpoint, restart_meta
+from societas.engine.run_meta import run_meta
 from societas.engine.runstore import RunStore
 from societas.engine.sharding import (
     AgentExchange,
@@ -38,7 +39,7 @@ from societas.engine.sharding import (
     merge_shipments,
     partition_agents,
 )
-from societas.engine.simulation import Simulation, run_meta
+from societas.engine.simulation import Simulation
 from societas.llm.meter import Meter
 from societas.llm.types import LanguageModel
 from societas.scenarios.scenario import Scenario
@@ -129,7 +130,7 @@ class WorldShard:
 
     def _report(self) -> ShardReport:
         sim = self._sim
-        shipments, sim.shipments = sim.shipments, []
+        shipments = sim.recorder.take_shipments()
         (tokens, calls), self._reported = self._reported, (sim.tokens_spent, sim.calls_spent)
         return ShardReport(
             shipments, sim.now, sim.step_index, sim.tokens_spent - tokens, sim.calls_spent - calls
