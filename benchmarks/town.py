@@ -31,14 +31,15 @@ from typing import Any
 
 from societas.agents.agent import Agent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import detect_news, summarise_run
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.registry import open_llm
 from societas.measurement.audit import audit_store
 from societas.measurement.end_of_run import ask_end_of_run
+from societas.measurement.run_summary import summarise_run
 from societas.measurement.town_summary import summarise_town
+from societas.world.news_keywords import detect_news
 from societas.world.scenario import Scenario, load_scenario
 
 # Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and

@@ -10,27 +10,19 @@ import pytest
 from pydantic import ValidationError
 
 from societas.engine.events import Event
-from societas.engine.measurements import (
-    GatheringSpec,
-    NewsSpec,
-    RunSummary,
-    ScenarioInfo,
-    claims_awareness,
-    compare_awareness,
-    detect_news,
-    gathering_attendance,
-    in_place,
-    model_usage,
-    network_density,
-    news_diffusion,
-    presence_minutes,
-    summarise_run,
-)
 from societas.engine.runstore import RunStore
+from societas.measurement.attendance import gathering_attendance, in_place, presence_minutes
+from societas.measurement.awareness import claims_awareness, compare_awareness
+from societas.measurement.model_usage import model_usage
+from societas.measurement.network_density import network_density
+from societas.measurement.news_spread import news_diffusion
+from societas.measurement.run_summary import RunSummary, summarise_run
+from societas.world.news_keywords import detect_news
+from societas.world.storylines import ScenarioInfo, TrackedGathering, TrackedNews
 
 T0 = datetime(2026, 2, 13, 8, 0)
 AGENTS = ["Ada", "Bo", "Cy", "Di", "Ed"]
-PARTY = NewsSpec(id="party", keywords=[["party"], ["cafe", "hobbs"]], initial_knowers=["Ada"])
+PARTY = TrackedNews(id="party", keywords=[["party"], ["cafe", "hobbs"]], initial_knowers=["Ada"])
 
 
 def at(minutes: float) -> datetime:
@@ -88,7 +80,7 @@ def test_detect_news_phrases_and_unicode() -> None:
     with pytest.raises(ValueError, match="keyword group 1 is empty"):
         detect_news("x", [["a"], []])
     with pytest.raises(ValidationError, match="blank word"):
-        NewsSpec(id="n", keywords=[["ok", "  "]])
+        TrackedNews(id="n", keywords=[["ok", "  "]])
 
 
 # --------------------------------------------------------------------------- diffusion
@@ -158,7 +150,7 @@ def test_diffusion_prefers_news_heard_events_when_the_log_has_them() -> None:
 
 
 def test_diffusion_without_initial_knowers_starts_at_zero() -> None:
-    item = NewsSpec(id="fair", keywords=[["fair"]])
+    item = TrackedNews(id="fair", keywords=[["fair"]])
     result = news_diffusion([], item, agents=AGENTS, start=T0)
     assert [(p.time, p.count) for p in result.series] == [(T0, 0)]
     assert result.final_share == 0.0
@@ -246,7 +238,7 @@ def test_network_density_of_a_lone_agent_is_zero() -> None:
 # --------------------------------------------------------------------------- attendance
 
 
-GATHERING = GatheringSpec(id="party", place="cafe", start=at(60), end=at(180), news_id="party")
+GATHERING = TrackedGathering(id="party", place="cafe", start=at(60), end=at(180), news_id="party")
 
 
 def attendance_log() -> list[Event]:
@@ -360,7 +352,7 @@ def test_scenario_info_is_checked() -> None:
     with pytest.raises(ValidationError, match="not a news item"):
         ScenarioInfo(agents=["Ada"], start=T0, gatherings=[GATHERING])
     with pytest.raises(ValidationError, match=r"ends .* before it starts"):
-        GatheringSpec(id="g", place="cafe", start=at(10), end=at(10))
+        TrackedGathering(id="g", place="cafe", start=at(10), end=at(10))
     with pytest.raises(ValidationError, match="names must be unique"):
         ScenarioInfo(agents=["Ada", "Ada"], start=T0)
 

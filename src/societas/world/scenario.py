@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import numpy as np
 import yaml
@@ -50,11 +50,9 @@ from societas.world.errors import (
 from societas.world.news_facts import NewsFact, ambiguous_name, fact_problems
 from societas.world.places import PlaceTree, Tile, split_address
 from societas.world.routine import Routine, routine_from_lifestyle
+from societas.world.storylines import ScenarioInfo, TrackedGathering, TrackedNews
 from societas.world.tilemap import TileMap
 from societas.world.yaml_reader import read_yaml
-
-if TYPE_CHECKING:
-    from societas.engine.measurements import ScenarioInfo
 
 BUILTIN_PACKAGE = "societas.scenarios"
 WALL = "wall"
@@ -267,19 +265,17 @@ class Scenario(_Spec):
 
     def measurement_info(self) -> ScenarioInfo:
         """What the run measurements need: agents, start, news, gatherings, acquaintances."""
-        from societas.engine import measurements  # the engine builds on the world, not vice versa
-
-        return measurements.ScenarioInfo(
+        return ScenarioInfo(
             agents=self.agent_names(),
             start=self.start_time,
             news=[
-                measurements.NewsSpec(
+                TrackedNews(
                     id=news.id, keywords=news.keywords, initial_knowers=news.initial_knowers
                 )
                 for news in self.news
             ],
             gatherings=[
-                measurements.GatheringSpec(
+                TrackedGathering(
                     id=gathering.id,
                     place=gathering.place,
                     start=gathering.start,
