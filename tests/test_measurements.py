@@ -13,9 +13,13 @@ from societas.engine.events import Event
 from societas.engine.runstore import RunStore
 from societas.measurement.attendance import gathering_attendance, in_place, presence_minutes
 from societas.measurement.awareness import claims_awareness, compare_awareness
-from societas.measurement.model_usage import model_usage
-from societas.measurement.network_density import network_density
-from societas.measurement.news_spread import news_diffusion
+from societas.measurement.model_usage import call_totals, calls_by_purpose, model_usage
+from societas.measurement.network_density import conversation_counts, network_density
+from societas.measurement.news_spread import (
+    heard_news_diffusion,
+    heard_news_ids,
+    news_diffusion,
+)
 from societas.measurement.run_summary import RunSummary, summarise_run
 from societas.world.news_keywords import detect_news
 from societas.world.storylines import ScenarioInfo, TrackedGathering, TrackedNews
@@ -156,6 +160,23 @@ def test_diffusion_without_initial_knowers_starts_at_zero() -> None:
     assert result.final_share == 0.0
 
 
+def test_every_news_heard_event_counts_when_not_only_from_knowers() -> None:
+    events = [
+        ev(12, "news_heard", "Cy", news_id="party", source="Di", source_knew=False),
+        ev(25, "news_heard", "Bo", news_id="fair", source="Ada"),
+        ev(30, "news_heard", "Ed", news_id="party", source="Cy", source_knew=True),
+        ev(31, "news_heard", "Cy", news_id="party", source="Ed"),  # heard before: no change
+    ]
+    assert heard_news_ids(reversed(events)) == ["party", "fair"]  # by when first heard
+    result = heard_news_diffusion(events, "party", agents=AGENTS, start=T0, from_knowers_only=False)
+    assert [(p.time, p.count) for p in result.series] == [(T0, 0), (at(12), 1), (at(30), 2)]
+    assert result.sources == {"Cy": "Di", "Ed": "Cy"} and result.initial_count == 0
+    only_knowers = heard_news_diffusion(
+        events, "party", agents=AGENTS, start=T0, initial_knowers=["Ada"]
+    )
+    assert only_knowers.first_heard == {"Ada": T0}
+
+
 # --------------------------------------------------------------------------- awareness
 
 
@@ -228,6 +249,20 @@ def test_network_density_by_hand() -> None:
         (at(10), 2),
         (at(30), 4),
     ]
+
+
+def test_conversation_counts_weigh_each_pair_by_its_conversations() -> None:
+    events = [
+        ev(10, "conversation", None, id="c1", participants=["Bo", "Ada"]),
+        ev(20, "conversation", None, id="c2", participants=["Ada", "Bo", "Zed"]),
+        ev(30, "conversation", None, id="c3", participants=["Cy", "Ada", "Bo"]),
+        say(35, "Cy", ["Di"], "hello"),  # a line alone is not a conversation
+    ]
+    assert conversation_counts(events, agents=AGENTS) == {
+        ("Ada", "Bo"): 3,
+        ("Ada", "Cy"): 1,
+        ("Bo", "Cy"): 1,
+    }
 
 
 def test_network_density_of_a_lone_agent_is_zero() -> None:
@@ -341,6 +376,15 @@ def test_model_usage_totals_and_rates() -> None:
     assert usage.calls_per_agent_hour == 4.0  # 4 calls / (2 agents * 0.5 h)
     assert usage.tokens_per_agent_hour == 1040.0
     assert model_usage(events, agents=2, hours=0).calls_per_agent_hour is None
+
+
+def test_call_totals_count_every_request_embeddings_included() -> None:
+    events = [llm("plan", 300, 50), llm("embed", 40, 0, cached=True), llm("plan", 10, 5)]
+    totals = call_totals(events)
+    assert (totals.calls, totals.cache_hits, totals.total_tokens) == (3, 1, 405)
+    usage = model_usage(events, agents=1, hours=1)
+    assert totals.calls == usage.total.calls + usage.embeddings.calls
+    assert calls_by_purpose(events) == usage.by_purpose
 
 
 # --------------------------------------------------------------------------- summary

@@ -112,6 +112,21 @@ def call_totals(events: Iterable[Event]) -> RecordedCallTotals:
     return tally.totals()
 
 
+def calls_by_purpose(events: Iterable[Event]) -> dict[str, RecordedCallTotals]:
+    """The totals of the ``llm_call`` events of each purpose (sorted by name), as in
+    :attr:`ModelUsage.by_purpose`.
+    """
+    by_purpose: dict[str, _CallTally] = defaultdict(_CallTally)
+    for event in events:
+        if event.kind == "llm_call":
+            by_purpose[_purpose(event)].add(event.data)
+    return {purpose: tally.totals() for purpose, tally in sorted(by_purpose.items())}
+
+
+def _purpose(event: Event) -> str:
+    return str(event.data.get("purpose") or "unknown")
+
+
 def _rounded(share: float | None) -> float | None:
     return None if share is None else round(share, 4)
 
@@ -140,7 +155,7 @@ def model_usage(events: Iterable[Event], *, agents: int, hours: float) -> ModelU
     by_purpose: dict[str, _CallTally] = defaultdict(_CallTally)
     for event in events:
         if event.kind == "llm_call":
-            purpose = str(event.data.get("purpose") or "unknown")
+            purpose = _purpose(event)
             (embeddings if purpose == EMBED_PURPOSE else total).add(event.data)
             by_purpose[purpose].add(event.data)
     agent_hours = agents * hours if agents > 0 and hours > 0 else None

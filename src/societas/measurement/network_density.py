@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -67,8 +68,7 @@ def network_density(
 
     series = [point(start)]
     for event in events:
-        talkers = _talkers(event) & members
-        new_pairs = {(a, b) for a in talkers for b in talkers if a < b} - pairs
+        new_pairs = _talking_pairs(event, members) - pairs
         if not new_pairs:
             continue
         pairs |= new_pairs
@@ -86,6 +86,26 @@ def network_density(
         conversation_pairs=sorted(pairs),
         knows_edges=len(knows),
     )
+
+
+def conversation_counts(
+    events: Iterable[Event], *, agents: Collection[str]
+) -> dict[tuple[str, str], int]:
+    """How many ``conversation`` events each pair of agents (``(a, b)`` with ``a < b``) shared:
+    the edges of the conversation network, weighted.
+    """
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for event in events:
+        if event.kind == "conversation":
+            for pair in _talking_pairs(event, agents):
+                counts[pair] += 1
+    return dict(counts)
+
+
+def _talking_pairs(event: Event, members: Collection[str]) -> set[tuple[str, str]]:
+    """The pairs of agents (in name order) that ``event`` shows talking to each other."""
+    talkers = {name for name in _talkers(event) if name in members}
+    return {(a, b) for a in talkers for b in talkers if a < b}
 
 
 def _talkers(event: Event) -> set[str]:

@@ -61,68 +61,113 @@ def news_diffusion(
     With ``from_knowers_only`` off, hearing the item from anyone counts, including a speaker who
     made it up (the coherence audit asks whether a speaker ever *heard* what they state).
 
-    ``"news_heard"`` reads the engine's ``news_heard`` events (skipping those whose source did
-    not know the item by this measure); ``"keywords"`` lets every listener of an utterance that
-    mentions the item (see :func:`detect_news`) learn it when the speaker knew it by then;
-    ``"auto"`` uses
-    ``news_heard`` events when the log has any, else keywords. Only the given agents count; only
-    utterances carry news (an agent's own notes and memories never do).
+    ``"news_heard"`` reads the engine's ``news_heard`` events (see :func:`heard_news_diffusion`);
+    ``"keywords"`` lets every listener of an utterance that mentions the item (see
+    :func:`~societas.world.news_keywords.detect_news`) learn it when the speaker knew it by then;
+    ``"auto"`` uses ``news_heard`` events when the log has any, else keywords. Only the given
+    agents count; only utterances carry news (an agent's own notes and memories never do).
     """
-    members = set(agents)
-    chosen = _choose_method(events, method)
-    first_heard: dict[str, datetime] = {}
-    sources: dict[str, str | None] = {}
-    series = [DiffusionPoint(time=start, count=0, names=[])]
+    if _choose_method(events, method) == "news_heard":
+        return heard_news_diffusion(
+            events,
+            item.id,
+            agents=agents,
+            start=start,
+            initial_knowers=item.initial_knowers,
+            from_knowers_only=from_knowers_only,
+        )
+    spread = _Spread(agents, start, item.initial_knowers)
+    participants = _conversation_participants(events)
+    for event in events:
+        if event.kind != "utterance" or not detect_news(
+            str(event.data.get("text", "")), item.keywords
+        ):
+            continue
+        speaker = optional_str(event.data.get("speaker")) or event.agent
+        if from_knowers_only and speaker not in spread.first_heard:
+            continue  # a mention by someone who did not know the item passes nothing on
+        for listener in sorted(_listeners(event, participants) - {speaker}):
+            spread.learn(listener, event.time, speaker)
+    return spread.result(item.id, "keywords")
 
-    def learn(name: str, time: datetime, source: str | None) -> None:
-        if name in members and name not in first_heard:
-            first_heard[name] = time
-            sources[name] = source
-            names = sorted(first_heard)
+
+def heard_news_diffusion(
+    events: Iterable[Event],
+    news_id: str,
+    *,
+    agents: Sequence[str],
+    start: datetime,
+    initial_knowers: Sequence[str] = (),
+    from_knowers_only: bool = True,
+) -> NewsDiffusion:
+    """Trace ``news_id`` by the engine's ``news_heard`` events: initial knowers at ``start``, then
+    each agent at its first event.
+
+    With ``from_knowers_only`` (the run summary), an event whose source did not know the item by
+    this measure passes nothing on; without it (the viewer's timeline), every event counts.
+    """
+    spread = _Spread(agents, start, initial_knowers)
+    for event in events:
+        if (
+            event.kind == "news_heard"
+            and event.data.get("news_id") == news_id
+            and event.agent
+            and (not from_knowers_only or event.data.get("source_knew", True) is not False)
+        ):
+            source = optional_str(event.data.get("source"))
+            # The engine's own flag trusts whoever it let learn before; here the source
+            # must have learned from someone who knew (or known from the start).
+            if not from_knowers_only or source is None or source in spread.first_heard:
+                spread.learn(event.agent, event.time, source)
+    return spread.result(news_id, "news_heard")
+
+
+def heard_news_ids(events: Iterable[Event]) -> list[str]:
+    """The news items that ``news_heard`` events trace, in the order each was first heard."""
+    first: dict[str, tuple[datetime, int]] = {}
+    for order, event in enumerate(events):
+        news_id = event.data.get("news_id") if event.kind == "news_heard" else None
+        if news_id is not None and event.agent:
+            key = str(news_id)
+            first[key] = min(first.get(key, (event.time, order)), (event.time, order))
+    return sorted(first, key=first.__getitem__)
+
+
+class _Spread:
+    """The knowers of one item as they learn it, and the series of their count."""
+
+    def __init__(self, agents: Sequence[str], start: datetime, initial: Sequence[str]) -> None:
+        self.members = set(agents)
+        self.first_heard: dict[str, datetime] = {}
+        self.sources: dict[str, str | None] = {}
+        self.series = [DiffusionPoint(time=start, count=0, names=[])]
+        for name in initial:
+            self.learn(name, start, None)
+        self.initial_count = len(self.first_heard)
+
+    def learn(self, name: str, time: datetime, source: str | None) -> None:
+        if name in self.members and name not in self.first_heard:
+            self.first_heard[name] = time
+            self.sources[name] = source
+            names = sorted(self.first_heard)
             point = DiffusionPoint(time=time, count=len(names), names=names)
-            if series[-1].time == time:
-                series[-1] = point
+            if self.series[-1].time == time:
+                self.series[-1] = point
             else:
-                series.append(point)
+                self.series.append(point)
 
-    for name in item.initial_knowers:
-        learn(name, start, None)
-    initial_count = len(first_heard)
-    if chosen == "news_heard":
-        for event in events:
-            if (
-                event.kind == "news_heard"
-                and event.data.get("news_id") == item.id
-                and event.agent
-                and (not from_knowers_only or event.data.get("source_knew", True) is not False)
-            ):
-                source = optional_str(event.data.get("source"))
-                # The engine's own flag trusts whoever it let learn before; here the source
-                # must have learned from someone who knew (or known from the start).
-                if not from_knowers_only or source is None or source in first_heard:
-                    learn(event.agent, event.time, source)
-    else:
-        participants = _conversation_participants(events)
-        for event in events:
-            if event.kind != "utterance" or not detect_news(
-                str(event.data.get("text", "")), item.keywords
-            ):
-                continue
-            speaker = optional_str(event.data.get("speaker")) or event.agent
-            if from_knowers_only and speaker not in first_heard:
-                continue  # a mention by someone who did not know the item passes nothing on
-            for listener in sorted(_listeners(event, participants) - {speaker}):
-                learn(listener, event.time, speaker)
-    return NewsDiffusion(
-        news_id=item.id,
-        method=chosen,
-        series=series,
-        first_heard=first_heard,
-        sources=sources,
-        initial_count=initial_count,
-        final_count=len(first_heard),
-        final_share=len(first_heard) / len(members) if members else 0.0,
-    )
+    def result(self, news_id: str, method: Literal["news_heard", "keywords"]) -> NewsDiffusion:
+        members = self.members
+        return NewsDiffusion(
+            news_id=news_id,
+            method=method,
+            series=self.series,
+            first_heard=self.first_heard,
+            sources=self.sources,
+            initial_count=self.initial_count,
+            final_count=len(self.first_heard),
+            final_share=len(self.first_heard) / len(members) if members else 0.0,
+        )
 
 
 def _choose_method(

@@ -39,7 +39,8 @@ class TrackedNews(BaseModel):
 
 class TrackedGathering(BaseModel):
     """A planned gathering whose attendance is measured: a place (address prefix such as
-    ``"cafe"`` or ``"cafe:hall"``) and a time window; ``news_id`` names the news item that announces it (its knowers are the invited).
+    ``"cafe"`` or ``"cafe:hall"``) and a time window; ``news_id`` names the news item that
+    announces it (its knowers are the invited).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
