@@ -13,7 +13,12 @@ from societas.engine.events import Event
 from societas.engine.runstore import RunStore
 from societas.measurement.attendance import gathering_attendance, in_place, presence_minutes
 from societas.measurement.awareness import claims_awareness, compare_awareness
-from societas.measurement.model_usage import call_totals, calls_by_purpose, model_usage
+from societas.measurement.model_usage import (
+    backend_cost_by_hour,
+    call_totals,
+    calls_by_purpose,
+    model_usage,
+)
 from societas.measurement.network_density import conversation_counts, network_density
 from societas.measurement.news_spread import (
     heard_news_diffusion,
@@ -385,6 +390,19 @@ def test_call_totals_count_every_request_embeddings_included() -> None:
     usage = model_usage(events, agents=1, hours=1)
     assert totals.calls == usage.total.calls + usage.embeddings.calls
     assert calls_by_purpose(events) == usage.by_purpose
+
+
+def test_backend_cost_by_hour_counts_what_reached_the_backend() -> None:
+    events = [
+        llm("plan", 300, 50, backend_calls=2),  # a repair: two backend calls
+        llm("plan", 300, 50, cached=True, backend_calls=0),
+        llm("embed", 40, 0, backend_calls=1),
+        ev(70, "llm_call", "Ada", purpose="react", prompt_tokens=10, completion_tokens=5),
+    ]
+    assert [c.model_dump() for c in backend_cost_by_hour(events, start=T0)] == [
+        {"hour": 0, "calls": 2, "tokens": 350},
+        {"hour": 1, "calls": 1, "tokens": 15},  # older logs without backend_calls: one each
+    ]
 
 
 # --------------------------------------------------------------------------- summary

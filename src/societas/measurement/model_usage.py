@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -174,3 +175,31 @@ def model_usage(events: Iterable[Event], *, agents: int, hours: float) -> ModelU
         prompt_tokens_per_agent_hour=rate(total.prompt_tokens),
         completion_tokens_per_agent_hour=rate(total.completion_tokens),
     )
+
+
+class HourlyBackendCost(BaseModel):
+    """The backend calls and tokens the model spent in one game hour (0: the first hour)."""
+
+    hour: int
+    calls: int = 0
+    tokens: int = 0
+
+
+def backend_cost_by_hour(events: Iterable[Event], *, start: datetime) -> list[HourlyBackendCost]:
+    """Backend calls and tokens of the language-model requests per game hour since ``start``.
+
+    This is the cost the live meter counts (:attr:`~societas.llm.meter.RequestTotals.calls`:
+    backend calls, a repair counting twice), not the recorded requests of
+    :class:`RecordedCallTotals`: requests answered from the response cache cost nothing and
+    embedding requests are left out. Hours without a backend call are absent.
+    """
+    hours: dict[int, HourlyBackendCost] = {}
+    for event in events:
+        data = event.data
+        if event.kind != "llm_call" or data.get("cached") or data.get("purpose") == EMBED_PURPOSE:
+            continue
+        hour = int((event.time - start).total_seconds() // 3600)
+        cost = hours.setdefault(hour, HourlyBackendCost(hour=hour))
+        cost.calls += int(data.get("backend_calls", 1) or 0)
+        cost.tokens += int(data["prompt_tokens"]) + int(data["completion_tokens"])
+    return [hours[hour] for hour in sorted(hours)]
