@@ -31,15 +31,18 @@ from typing import Any
 
 from societas.agents.agent import Agent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import detect_news, summarise_run
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.embedded import EmbeddedBackend
+from societas.llm.meter import reuse_share
 from societas.llm.registry import open_llm
 from societas.measurement.audit import audit_store
 from societas.measurement.end_of_run import ask_end_of_run
+from societas.measurement.model_usage import backend_cost_by_hour
+from societas.measurement.run_summary import summarise_run
 from societas.measurement.town_summary import summarise_town
 from societas.scenarios.scenario import Scenario, load_scenario
+from societas.world.news_keywords import detect_news
 
 # Park et al. 2023, reference implementation: 25 agents, ~10 game hours, 13,705 requests and
 # 6.6 M tokens (the reference repository's issue #156).
@@ -72,7 +75,15 @@ async def simulate(
     wall = time.perf_counter() - opened
     with RunStore.open(work / tag, readonly=True) as store:
         summary = summarise_run(store, scenario.measurement_info())
-        hourly = calls_by_game_hour(store, scenario)
+        # The first hour carries the day's plans and the rating of every initial memory, so the
+        # later hours show what a longer run costs per hour.
+        hourly = [
+            cost.model_dump()
+            for cost in backend_cost_by_hour(
+                (s.event for s in store.iter_events(kinds=["llm_call"])),
+                start=scenario.start_time,
+            )
+        ]
         audit = audit_store(store, scenario)
     return {
         "wall_s": round(wall, 2),
@@ -84,31 +95,14 @@ async def simulate(
     }
 
 
-def calls_by_game_hour(store: RunStore, scenario: Scenario) -> list[dict[str, int]]:
-    """Model calls and tokens that reached the backend, per game hour since the start.
-
-    The first hour carries the day's plans and the rating of every initial memory, so the later
-    hours show what a longer run costs per hour.
-    """
-    hours: dict[int, dict[str, int]] = {}
-    for stored in store.iter_events(kinds=["llm_call"]):
-        data = stored.event.data
-        if data.get("cached") or data.get("purpose") == "embed":
-            continue
-        hour = int((stored.event.time - scenario.start_time).total_seconds() // 3600)
-        totals = hours.setdefault(hour, {"hour": hour, "calls": 0, "tokens": 0})
-        totals["calls"] += int(data.get("backend_calls", 1) or 0)
-        totals["tokens"] += int(data["prompt_tokens"]) + int(data["completion_tokens"])
-    return [hours[h] for h in sorted(hours)]
-
-
 def prompt_reuse(meter_total: dict[str, Any]) -> dict[str, Any]:
     """Prompt tokens sent and the share the server reused (read before, not read again)."""
     prompt, reused = int(meter_total["prompt_tokens"]), int(meter_total["reused_prompt_tokens"])
+    share = reuse_share(reused, prompt)
     return {
         "prompt_tokens": prompt,
         "reused_prompt_tokens": reused,
-        "prompt_reuse_share": round(reused / prompt, 4) if prompt else None,
+        "prompt_reuse_share": None if share is None else round(share, 4),
     }
 
 

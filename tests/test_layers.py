@@ -36,19 +36,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # Numbered from 1 at the bottom, as in docs/architecture.md.
 LAYER_OF = {name: index for index, names in enumerate(LAYERS, start=1) for name in names}
 
-# TEMPORARY: these modules import the measurement types of engine/measurements.py, which a
-# parallel change moves (ScenarioInfo goes down to the world layer, the metrics above the engine).
-# Once that change is merged, delete this allowance (and its use in problems_of): the test must
-# then hold without exceptions. Entries that match no import here are harmless until then.
-TEMPORARY_ALLOWANCES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("scenarios/scenario.py", "societas.engine.measurements"),
-        ("world/scenario.py", "societas.engine.measurements"),
-        ("engine/conversations.py", "societas.engine.measurements"),
-        ("evaluation/believability_grading.py", "societas.engine.measurements"),
-    }
-)
-
 
 @dataclass(frozen=True)
 class Import:
@@ -141,9 +128,7 @@ def problems_of(found: Import) -> list[str]:
         # be a module above every layer.
         if any(not (name.startswith("__") and name.endswith("__")) for name in found.names):
             problems.append(f"{found.where()}: imports {found.names} from the package root")
-    elif LAYER_OF[target] > LAYER_OF[own] and (found.path, found.module) not in (
-        TEMPORARY_ALLOWANCES
-    ):
+    elif LAYER_OF[target] > LAYER_OF[own]:
         problems.append(
             f"{found.where()}: {own} (layer {LAYER_OF[own]}) imports {found.module} "
             f"({target}, layer {LAYER_OF[target]}): a higher layer"

@@ -10,27 +10,28 @@ import pytest
 from pydantic import ValidationError
 
 from societas.engine.events import Event
-from societas.engine.measurements import (
-    GatheringSpec,
-    NewsSpec,
-    RunSummary,
-    ScenarioInfo,
-    claims_awareness,
-    compare_awareness,
-    detect_news,
-    gathering_attendance,
-    in_place,
-    model_usage,
-    network_density,
-    news_diffusion,
-    presence_minutes,
-    summarise_run,
-)
 from societas.engine.runstore import RunStore
+from societas.measurement.attendance import gathering_attendance, in_place, presence_minutes
+from societas.measurement.awareness import claims_awareness, compare_awareness
+from societas.measurement.model_usage import (
+    backend_cost_by_hour,
+    call_totals,
+    calls_by_purpose,
+    model_usage,
+)
+from societas.measurement.network_density import conversation_counts, network_density
+from societas.measurement.news_spread import (
+    heard_news_diffusion,
+    heard_news_ids,
+    news_diffusion,
+)
+from societas.measurement.run_summary import RunSummary, summarise_run
+from societas.world.news_keywords import detect_news
+from societas.world.storylines import ScenarioInfo, TrackedGathering, TrackedNews
 
 T0 = datetime(2026, 2, 13, 8, 0)
 AGENTS = ["Ada", "Bo", "Cy", "Di", "Ed"]
-PARTY = NewsSpec(id="party", keywords=[["party"], ["cafe", "hobbs"]], initial_knowers=["Ada"])
+PARTY = TrackedNews(id="party", keywords=[["party"], ["cafe", "hobbs"]], initial_knowers=["Ada"])
 
 
 def at(minutes: float) -> datetime:
@@ -88,7 +89,7 @@ def test_detect_news_phrases_and_unicode() -> None:
     with pytest.raises(ValueError, match="keyword group 1 is empty"):
         detect_news("x", [["a"], []])
     with pytest.raises(ValidationError, match="blank word"):
-        NewsSpec(id="n", keywords=[["ok", "  "]])
+        TrackedNews(id="n", keywords=[["ok", "  "]])
 
 
 # --------------------------------------------------------------------------- diffusion
@@ -158,10 +159,27 @@ def test_diffusion_prefers_news_heard_events_when_the_log_has_them() -> None:
 
 
 def test_diffusion_without_initial_knowers_starts_at_zero() -> None:
-    item = NewsSpec(id="fair", keywords=[["fair"]])
+    item = TrackedNews(id="fair", keywords=[["fair"]])
     result = news_diffusion([], item, agents=AGENTS, start=T0)
     assert [(p.time, p.count) for p in result.series] == [(T0, 0)]
     assert result.final_share == 0.0
+
+
+def test_every_news_heard_event_counts_when_not_only_from_knowers() -> None:
+    events = [
+        ev(12, "news_heard", "Cy", news_id="party", source="Di", source_knew=False),
+        ev(25, "news_heard", "Bo", news_id="fair", source="Ada"),
+        ev(30, "news_heard", "Ed", news_id="party", source="Cy", source_knew=True),
+        ev(31, "news_heard", "Cy", news_id="party", source="Ed"),  # heard before: no change
+    ]
+    assert heard_news_ids(reversed(events)) == ["party", "fair"]  # by when first heard
+    result = heard_news_diffusion(events, "party", agents=AGENTS, start=T0, from_knowers_only=False)
+    assert [(p.time, p.count) for p in result.series] == [(T0, 0), (at(12), 1), (at(30), 2)]
+    assert result.sources == {"Cy": "Di", "Ed": "Cy"} and result.initial_count == 0
+    only_knowers = heard_news_diffusion(
+        events, "party", agents=AGENTS, start=T0, initial_knowers=["Ada"]
+    )
+    assert only_knowers.first_heard == {"Ada": T0}
 
 
 # --------------------------------------------------------------------------- awareness
@@ -238,6 +256,20 @@ def test_network_density_by_hand() -> None:
     ]
 
 
+def test_conversation_counts_weigh_each_pair_by_its_conversations() -> None:
+    events = [
+        ev(10, "conversation", None, id="c1", participants=["Bo", "Ada"]),
+        ev(20, "conversation", None, id="c2", participants=["Ada", "Bo", "Zed"]),
+        ev(30, "conversation", None, id="c3", participants=["Cy", "Ada", "Bo"]),
+        say(35, "Cy", ["Di"], "hello"),  # a line alone is not a conversation
+    ]
+    assert conversation_counts(events, agents=AGENTS) == {
+        ("Ada", "Bo"): 3,
+        ("Ada", "Cy"): 1,
+        ("Bo", "Cy"): 1,
+    }
+
+
 def test_network_density_of_a_lone_agent_is_zero() -> None:
     result = network_density([], agents=["Ada"], start=T0)
     assert result.end.conversation == result.end.knows == 0.0
@@ -246,7 +278,7 @@ def test_network_density_of_a_lone_agent_is_zero() -> None:
 # --------------------------------------------------------------------------- attendance
 
 
-GATHERING = GatheringSpec(id="party", place="cafe", start=at(60), end=at(180), news_id="party")
+GATHERING = TrackedGathering(id="party", place="cafe", start=at(60), end=at(180), news_id="party")
 
 
 def attendance_log() -> list[Event]:
@@ -351,6 +383,28 @@ def test_model_usage_totals_and_rates() -> None:
     assert model_usage(events, agents=2, hours=0).calls_per_agent_hour is None
 
 
+def test_call_totals_count_every_request_embeddings_included() -> None:
+    events = [llm("plan", 300, 50), llm("embed", 40, 0, cached=True), llm("plan", 10, 5)]
+    totals = call_totals(events)
+    assert (totals.calls, totals.cache_hits, totals.total_tokens) == (3, 1, 405)
+    usage = model_usage(events, agents=1, hours=1)
+    assert totals.calls == usage.total.calls + usage.embeddings.calls
+    assert calls_by_purpose(events) == usage.by_purpose
+
+
+def test_backend_cost_by_hour_counts_what_reached_the_backend() -> None:
+    events = [
+        llm("plan", 300, 50, backend_calls=2),  # a repair: two backend calls
+        llm("plan", 300, 50, cached=True, backend_calls=0),
+        llm("embed", 40, 0, backend_calls=1),
+        ev(70, "llm_call", "Ada", purpose="react", prompt_tokens=10, completion_tokens=5),
+    ]
+    assert [c.model_dump() for c in backend_cost_by_hour(events, start=T0)] == [
+        {"hour": 0, "calls": 2, "tokens": 350},
+        {"hour": 1, "calls": 1, "tokens": 15},  # older logs without backend_calls: one each
+    ]
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -360,7 +414,7 @@ def test_scenario_info_is_checked() -> None:
     with pytest.raises(ValidationError, match="not a news item"):
         ScenarioInfo(agents=["Ada"], start=T0, gatherings=[GATHERING])
     with pytest.raises(ValidationError, match=r"ends .* before it starts"):
-        GatheringSpec(id="g", place="cafe", start=at(10), end=at(10))
+        TrackedGathering(id="g", place="cafe", start=at(10), end=at(10))
     with pytest.raises(ValidationError, match="names must be unique"):
         ScenarioInfo(agents=["Ada", "Ada"], start=T0)
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from societas.agents.agent import Agent
 from societas.engine.config import SimulationConfig
 from societas.engine.events import Event
-from societas.engine.measurements import model_usage
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.affinity import AffinityRouter, affinity_scope, current_affinity
@@ -30,6 +29,7 @@ from societas.llm.meter import CallRecord
 from societas.llm.slots import SlotScheduler
 from societas.llm.types import Message, SamplingParams
 from societas.measurement.end_of_run import ask_end_of_run, question_count
+from societas.measurement.model_usage import model_usage
 from societas.scenarios.scenario import load_scenario
 
 PERSONA = "You are Ada Lind, a baker in a small town who likes early mornings. " * 4

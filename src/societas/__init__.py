@@ -9,7 +9,9 @@ The package layout is the architecture:
 - ``societas.agents``: personas and cognition (importance, reflection, planning, reaction,
   dialogue).
 - ``societas.scenarios``: scenario files (a world with its residents, news and gatherings).
-- ``societas.engine``: the simulation loop, the run store, snapshots, forks and measurements.
+- ``societas.engine``: the simulation loop, the run store, snapshots and forks.
+- ``societas.measurement``: the figures read from a recorded run (news spread, network density,
+  attendance, model usage, graded answers, the coherence audit).
 - ``societas.cli``: the ``societas`` command.
 """
 

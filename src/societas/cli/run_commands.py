@@ -50,7 +50,6 @@ from societas.distributed.world import ray_world_shards
 from societas.durable import write_atomic
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
-from societas.engine.measurements import RunSummary
 from societas.engine.resume import resume_simulation
 from societas.engine.run_directory import SCENARIO_COPY, SUMMARY_FILE, check_resumable
 from societas.engine.runstore import RunStore, RunStoreError
@@ -60,6 +59,7 @@ from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LLMError
 from societas.measurement.end_of_run import EndOfRunAnswers, ask_end_of_run, question_count
+from societas.measurement.run_summary import RunSummary
 from societas.measurement.town_summary import TownSummary, summarise_town
 from societas.memory.retrieval import RetrievalWeights
 from societas.scenarios.scenario import Scenario, load_scenario, scenario_from_text

@@ -32,9 +32,9 @@ from societas.agents.cognition.dialogue import (
 from societas.agents.cognition.planning import Action
 from societas.agents.cognition.schemas import format_clock
 from societas.engine.agent_turns import DAYS, RESULTS
-from societas.engine.measurements import detect_news
 from societas.llm.types import LLMOutputError
 from societas.memory.records import MemoryKind
+from societas.world.news_keywords import detect_news
 
 if TYPE_CHECKING:
     from societas.engine.simulation import Simulation

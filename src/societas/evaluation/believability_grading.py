@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from societas.engine.measurements import claims_awareness
 from societas.evaluation.believability_text import (
     ages_claimed,
     content_words,
@@ -41,6 +40,7 @@ from societas.evaluation.believability_text import (
     telling_words,
     unknown_full_names,
 )
+from societas.measurement.awareness import claims_awareness
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,20 @@
-"""A town run's summary with the graded figures: :class:`TownSummary` extends the engine's
-:class:`~societas.engine.measurements.RunSummary` (summary.json keeps every field it had) with
+"""A town run's summary with the graded figures: :class:`TownSummary` extends
+:class:`~societas.measurement.run_summary.RunSummary` (summary.json keeps every field it had) with
 each news item's graded "knows", keyword spread and hallucinated awareness, the stated
 acquaintance network and the end-of-run answers they were graded from.
 """
 
 from __future__ import annotations
 
-from societas.engine.measurements import (
-    NetworkDensity,
-    RunSummary,
-    ScenarioInfo,
-    news_diffusion,
-    summarise_run,
-)
 from societas.engine.runstore import RunStore
 from societas.measurement.acquaintance import StatedNetwork, stated_network
 from societas.measurement.diffusion import GradedNews, graded_news
 from societas.measurement.end_of_run import EndOfRunAnswers, graded_items
+from societas.measurement.network_density import NetworkDensity
+from societas.measurement.news_spread import news_diffusion
+from societas.measurement.run_summary import RunSummary, summarise_run
 from societas.scenarios.scenario import Scenario
+from societas.world.storylines import ScenarioInfo
 
 _SPREAD_KINDS = ("conversation", "utterance")
 
@@ -32,7 +29,7 @@ class TownSummary(RunSummary):
     def news_lines(self) -> list[str]:
         graded = {figure.news_id for figure in self.graded_news}
         lines = [figure.line() for figure in self.graded_news]
-        # Items without facts keep the engine's line (keyword spread only).
+        # Items without facts keep the plain summary's line (keyword spread only).
         ungraded = self.model_copy(
             update={
                 "news": [n for n in self.news if n.news_id not in graded],

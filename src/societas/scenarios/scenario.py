@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
@@ -52,11 +52,9 @@ from societas.world.errors import (
 from societas.world.news_facts import NewsFact
 from societas.world.places import PlaceTree, Tile
 from societas.world.routine import Routine, routine_from_lifestyle
+from societas.world.storylines import ScenarioInfo, TrackedGathering, TrackedNews
 from societas.world.tilemap import TileMap
 from societas.world.yaml_reader import read_yaml
-
-if TYPE_CHECKING:
-    from societas.engine.measurements import ScenarioInfo
 
 BUILTIN_PACKAGE = "societas.scenarios"
 
@@ -266,19 +264,17 @@ class Scenario(_Spec):
 
     def measurement_info(self) -> ScenarioInfo:
         """What the run measurements need: agents, start, news, gatherings, acquaintances."""
-        from societas.engine import measurements  # the engine builds on the world, not vice versa
-
-        return measurements.ScenarioInfo(
+        return ScenarioInfo(
             agents=self.agent_names(),
             start=self.start_time,
             news=[
-                measurements.NewsSpec(
+                TrackedNews(
                     id=news.id, keywords=news.keywords, initial_knowers=news.initial_knowers
                 )
                 for news in self.news
             ],
             gatherings=[
-                measurements.GatheringSpec(
+                TrackedGathering(
                     id=gathering.id,
                     place=gathering.place,
                     start=gathering.start,

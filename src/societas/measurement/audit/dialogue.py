@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from societas.engine.events import Event
-from societas.engine.measurements import NewsSpec, detect_news, news_diffusion
 from societas.measurement.audit.reader import Line, RunRecord
 from societas.measurement.audit.report import CheckResult, Finding, check_result
+from societas.measurement.news_spread import news_diffusion
+from societas.world.news_keywords import detect_news
+from societas.world.storylines import TrackedNews
 
 FAMILY = "dialogue"
 
@@ -189,7 +191,7 @@ def _unheard_news(record: RunRecord) -> CheckResult:
     )
 
 
-def _knew(record: RunRecord, item: NewsSpec, line: Line, heard: dict[str, datetime]) -> bool:
+def _knew(record: RunRecord, item: TrackedNews, line: Line, heard: dict[str, datetime]) -> bool:
     """Whether the speaker knew ``item`` when saying ``line``: an initial knower, or told
     before, as the run's news measurement traces it."""
     time = heard.get(line.speaker)
@@ -201,7 +203,9 @@ def _knew(record: RunRecord, item: NewsSpec, line: Line, heard: dict[str, dateti
     return line.speaker in _first_heard(record.events[: line.position], item, record)
 
 
-def _first_heard(events: Sequence[Event], item: NewsSpec, record: RunRecord) -> dict[str, datetime]:
+def _first_heard(
+    events: Sequence[Event], item: TrackedNews, record: RunRecord
+) -> dict[str, datetime]:
     """When each agent first heard ``item`` from anyone (the engine's news tracing, reused)."""
     return news_diffusion(
         events, item, agents=record.agents, start=record.start, from_knowers_only=False

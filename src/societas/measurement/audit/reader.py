@@ -12,10 +12,10 @@ from datetime import date, datetime
 from typing import Any
 
 from societas.engine.events import Event
-from societas.engine.measurements import NewsSpec
 from societas.engine.runstore import RunStore
 from societas.scenarios.scenario import Scenario
 from societas.world.routine import clock_text as clock
+from societas.world.storylines import TrackedNews
 
 MINUTES_PER_DAY = 24 * 60
 ROUTINE_KIND = "routine"  # recorded per agent once its routine is known (scenario or derived)
@@ -149,7 +149,7 @@ class RunRecord:
         return self.scenario.agent_names()
 
     @property
-    def news(self) -> list[NewsSpec]:
+    def news(self) -> list[TrackedNews]:
         return self.scenario.measurement_info().news
 
     def final_plans(self) -> list[DayPlan]:
