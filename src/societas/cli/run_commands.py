@@ -53,7 +53,8 @@ from societas.engine.config import SimulationConfig
 from societas.engine.measurements import RunSummary
 from societas.engine.resume import resume_simulation
 from societas.engine.run_directory import SCENARIO_COPY, SUMMARY_FILE, check_resumable
-from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.run_schema import RunStoreError
+from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.client import LLM
