@@ -462,9 +462,11 @@ def test_a_reader_never_writes(tmp_path: Path) -> None:
         with reader.connect() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
             conn.execute("DELETE FROM events")
         assert reader.count_events() == 1
-    with RunStore.open(tmp_path, readonly=True) as store:
-        with pytest.raises(RunStoreError, match="opened read-only"):
-            store.commit_step(1, at(1), [])
+    with (
+        RunStore.open(tmp_path, readonly=True) as store,
+        pytest.raises(RunStoreError, match="opened read-only"),
+    ):
+        store.commit_step(1, at(1), [])
     assert (tmp_path / DB_NAME).read_bytes() == before
 
 
