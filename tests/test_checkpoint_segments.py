@@ -14,7 +14,9 @@ import pytest
 from societas.engine import segments as segments_module
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
-from societas.engine.runstore import DB_NAME, SCHEMA_VERSION, CheckpointRetention, RunStore
+from societas.engine.run_reader import RunReader
+from societas.engine.run_schema import DB_NAME, SCHEMA_VERSION
+from societas.engine.runstore import CheckpointRetention, RunStore
 from societas.engine.segments import (
     Segment,
     SegmentError,
@@ -170,8 +172,12 @@ def test_a_first_version_store_is_upgraded_when_opened_to_write(tmp_path: Path) 
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.executescript("DROP TABLE segments; DROP TABLE segment_refs; PRAGMA user_version = 1;")
     conn.close()
-    with RunStore.open(tmp_path, readonly=True) as reader:
+    with RunReader.open(tmp_path) as reader:
         assert reader.latest_checkpoint().state == {"clock": 0}  # type: ignore[union-attr]
+        assert not reader.layout.has_segments
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1, "a reader never migrates"
+    conn.close()
     stream = grown(MemoryStream(dim=4), 2)
     with RunStore.open(tmp_path) as store:
         store.commit_step(1, at(1), [], {"memory": StreamSaver().part("Ada", stream, 1)})

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from societas.engine.runstore import DB_NAME, RunStore
+from societas.engine.run_schema import DB_NAME
+from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.failpoints import KILL_VARIABLE
 from societas.llm.fake import ScriptedLLM

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from societas.cli.app import app
 from societas.engine import runstore
-from societas.engine.runstore import DB_NAME, RunStore
+from societas.engine.run_schema import DB_NAME
+from societas.engine.runstore import RunStore
 
 RUN_ARGS = ["duo", "--model", "fake:resources", "--hours", "6", "--seed", "4", "--no-interviews"]
 

@@ -19,13 +19,9 @@ from typing import Any
 import pytest
 
 from societas.engine.events import Event
-from societas.engine.runstore import (
-    DB_NAME,
-    SCHEMA_VERSION,
-    CheckpointRetention,
-    RunStore,
-    RunStoreError,
-)
+from societas.engine.run_reader import RunReader
+from societas.engine.run_schema import DB_NAME, SCHEMA_VERSION, RunStoreError
+from societas.engine.runstore import CheckpointRetention, RunStore
 
 T0 = datetime(2026, 2, 13, 8, 0)
 
@@ -438,7 +434,7 @@ def test_a_read_only_reader_sees_whole_steps_while_a_writer_writes(tmp_path: Pat
     writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STEADY_WRITER), str(tmp_path)])
     reads = 0
     try:
-        with RunStore.open(tmp_path, readonly=True) as reader:
+        with RunReader.open(tmp_path) as reader:
             while writer.poll() is None or reads == 0:
                 last = reader.last_step()
                 if last is not None:
@@ -450,13 +446,28 @@ def test_a_read_only_reader_sees_whole_steps_while_a_writer_writes(tmp_path: Pat
                     assert checkpoint.state == {"step": checkpoint.step}
                     assert checkpoint.step <= (reader.last_step() or 0)
                 reads += 1
-            with pytest.raises(RunStoreError, match="opened read-only"):
-                reader.commit_step(99, at(99), [])
             assert reader.last_step() == 59
     finally:
         writer.wait(timeout=60)
     assert writer.returncode == 0
     assert reads > 1
+
+
+def test_a_reader_never_writes(tmp_path: Path) -> None:
+    with RunStore.create(tmp_path, {"scenario": "town"}) as store:
+        store.commit_step(0, at(0), [event(0)], {"n": 0})
+    before = (tmp_path / DB_NAME).read_bytes()
+    with RunReader.open(tmp_path) as reader:
+        assert not hasattr(reader, "commit_step") and not hasattr(reader, "set_meta")
+        with reader.connect() as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("DELETE FROM events")
+        assert reader.count_events() == 1
+    with (
+        RunStore.open(tmp_path, readonly=True) as store,
+        pytest.raises(RunStoreError, match="opened read-only"),
+    ):
+        store.commit_step(1, at(1), [])
+    assert (tmp_path / DB_NAME).read_bytes() == before
 
 
 # --------------------------------------------------------------------------- errors
@@ -473,6 +484,8 @@ def test_directories_that_are_not_runs(tmp_path: Path) -> None:
     plain.close()
     with pytest.raises(RunStoreError, match="not a societas run store"):
         RunStore.open(tmp_path, readonly=True)
+    with pytest.raises(RunStoreError, match="not a societas run store"):
+        RunReader.open(tmp_path)
 
 
 def test_a_corrupt_file_is_named(tmp_path: Path) -> None:
@@ -551,7 +564,7 @@ def test_read_only_directories(tmp_path: Path) -> None:
         with pytest.raises(RunStoreError, match="check that the directory exists and is writable"):
             RunStore.open(run_dir)
         # A finished run on read-only storage can still be viewed.
-        with RunStore.open(run_dir, readonly=True) as viewer:
+        with RunReader.open(run_dir) as viewer:
             assert viewer.count_events() == 1
             assert viewer.latest_checkpoint() == (0, at(0), {"n": 0})
     finally:

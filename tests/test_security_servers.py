@@ -24,14 +24,11 @@ from societas.cli import viewer_commands
 from societas.cli.app import app
 from societas.llm.catalog import get_entry
 from societas.llm.embedded import EmbeddedBackend
-from societas.viewer.sample import write_sample_run
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("run")
-    write_sample_run(path, agents=2, steps=5, seed=1)
-    return path
+def run_dir(recorded_town: Path) -> Path:
+    return recorded_town
 
 
 def serve(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[dict[str, Any]]]:

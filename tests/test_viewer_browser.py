@@ -1,5 +1,8 @@
 """The viewer end to end in headless Chromium: map, time controls, agent and town panels, live mode.
 
+The run is the town as the engine recorded it with the scripted ``fake:`` model (the
+``recorded_town`` fixture); live mode follows a copy of it while the run store's writer adds steps.
+
 Needs Debian's chromium at /usr/bin/chromium (``scripts/install-browser.sh``) and the
 ``playwright`` package; Playwright's own browser downloads are never used. A missing browser fails
 these tests, so a CI machine without one cannot pass silently; set ``SOCIETAS_SKIP_BROWSER=1`` to
@@ -10,12 +13,12 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,9 @@ import uvicorn
 from PIL import Image
 from playwright import sync_api
 
+from societas.engine.events import Event
+from societas.engine.runstore import RunStore
 from societas.viewer.app import create_app
-from societas.viewer.sample import START, write_sample_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,7 +53,8 @@ if not CHROMIUM.exists():
         pytrace=False,
     )
 
-AGENTS, STEPS = 6, 48
+AGENTS = 8  # the town's people
+START = datetime(2026, 2, 13, 7, 0)  # the town's first morning
 
 
 def free_port() -> int:
@@ -134,9 +139,35 @@ def open_viewer(page: Any, url: str) -> None:
     wait_for(page, "window.societasViewer && window.societasViewer.mapView.state !== null")
 
 
-def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
-    write_sample_run(tmp_path, agents=AGENTS, steps=STEPS, seed=5)
-    with ViewerServer(tmp_path) as server:
+def at(step: int) -> datetime:
+    return START + timedelta(minutes=10 * step)
+
+
+def record(store: RunStore, step: int, kind: str, agent: str, data: dict[str, Any]) -> None:
+    """One more event, recorded by the run store's writer as the engine records it."""
+    store.commit_step(
+        step, at(step), [Event(step=step, time=at(step), kind=kind, agent=agent, data=data)]
+    )
+
+
+def test_replay_a_recorded_run(page: Any, recorded_town: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(recorded_town, run_dir)
+    with RunStore.open(run_dir) as store:
+        last = store.last_step()
+        assert last is not None and last > 20
+        # The scripted model's lines name no news item: news reaches two people at the end, as
+        # the engine records it, so that the diffusion chart has a line to draw.
+        for hearer in ("Mei Chen", "Harold Finch"):
+            news = {"news_id": "rosa_council", "source": "Rosa Alvarez", "source_knew": True}
+            record(store, last, "news_heard", hearer, news | {"conversation_id": "x"})
+        memories = [
+            stored.event.data["text"]
+            for stored in store.iter_events(kinds="memory", agent="Mateo Alvarez", to_step=18)
+        ]
+    songs = [text for text in memories if "new song" in text.lower()]
+    assert songs, "the recorded run gives Mateo a memory of the new song"
+    with ViewerServer(run_dir) as server:
         open_viewer(page, server.url)
 
         # The agents are on the map, listed, and the clock shows the start of the run.
@@ -149,16 +180,16 @@ def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
         # Scrub to the end of the run: the clock moves and agents are elsewhere.
         page.locator("#scrubber").focus()
         page.keyboard.press("End")
-        wait_for(page, f"window.societasViewer.mapView.state.step === {STEPS - 1}")
+        wait_for(page, f"window.societasViewer.mapView.state.step === {last}")
         assert positions(page) != start
-        assert page.locator("#step-label").inner_text() == f"step {STEPS - 1} / {STEPS - 1}"
-        assert page.locator("#clock-time").inner_text() == "15:50"
+        assert page.locator("#step-label").inner_text() == f"step {last} / {last}"
+        assert page.locator("#clock-time").inner_text() == at(last).strftime("%H:%M")
 
         # Jump to a game time.
-        page.fill("#jump-input", "09:00")
+        page.fill("#jump-input", "08:00")
         page.press("#jump-input", "Enter")
         wait_for(page, "window.societasViewer.playback.t === 6")
-        assert page.locator("#clock-time").inner_text() == "09:00"
+        assert page.locator("#clock-time").inner_text() == "08:00"
 
         # Play for a moment, then pause.
         page.select_option("#speed", "8")
@@ -170,12 +201,13 @@ def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
         assert page.evaluate("() => window.societasViewer.playback.t") == paused_at
 
         # Click an agent on the canvas: the agent panel opens with their memories.
-        page.evaluate("() => window.societasViewer.playback.seek(30)")
-        wait_for(page, "window.societasViewer.mapView.state.step === 30")
+        page.evaluate("() => window.societasViewer.playback.seek(18)")
+        wait_for(page, "window.societasViewer.mapView.state.step === 18")
         x, y = page.evaluate("() => window.societasViewer.mapView.screenOf(2)")
         box = page.locator("#map").bounding_box()
         page.mouse.click(box["x"] + x, box["y"] + y)
         name = page.evaluate("() => window.societasViewer.names[2]")
+        assert name == "Mateo Alvarez"
         wait_for(page, "document.querySelectorAll('#tab-agent .memory').length > 0")
         assert page.locator("#tab-agent h2").inner_text() == name
         assert page.locator("#tab-agent .plan li").count() > 0
@@ -183,16 +215,17 @@ def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
         assert first_memory
         assert page.locator("#tab-agent .importance").first.inner_text().startswith("★")
 
-        # Search the agent panel: only the morning's plan memory matches.
-        page.fill("#agent-search", "PLAN FOR TODAY")
-        wait_for(page, "document.querySelectorAll('#tab-agent .memory').length === 1")
-        assert page.locator("#tab-agent .memory-text").inner_text().startswith("Plan for today")
+        # Search the agent panel (any case): only the memories of the new song match.
+        page.fill("#agent-search", "NEW SONG")
+        wait_for(page, f"document.querySelectorAll('#tab-agent .memory').length === {len(songs)}")
+        assert page.locator("#tab-agent .memory-text").first.inner_text() == songs[-1]
 
         # The town panel draws diffusion, the network and model usage.
         page.click("#tab-button-town")
         # calls and tokens per agent-hour, calls, tokens, and the share of the prompt reused
         wait_for(page, "document.querySelectorAll('#tab-town .figure').length === 5")
-        wait_for(page, "document.querySelectorAll('#tab-town .legend li').length > 0")
+        wait_for(page, "document.querySelectorAll('#tab-town .legend li:not(.muted)').length > 0")
+        assert "rosa_council" in page.locator("#tab-town .legend").inner_text()
         assert "agent-hour" in page.locator("#tab-town .usage").inner_text()
         assert "prompt reused" in page.locator("#tab-town .usage").inner_text()
 
@@ -209,33 +242,24 @@ def test_replay_a_recorded_run(page: Any, tmp_path: Path) -> None:
         assert len(np.unique(region.round())) > 30, "the map shows more than a few flat colours"
 
 
-def append_step(db: Path, step: int, tile: list[int]) -> None:
-    moment = (START + timedelta(minutes=10 * step)).isoformat()
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO events(step, time, kind, agent, data) VALUES (?, ?, 'move', ?, ?)",
-            (step, moment, "Mara Quist", f'{{"tile": [{tile[0]}, {tile[1]}], "place": "x"}}'),
-        )
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'last_step'", (str(step),))
-
-
-def test_follow_a_run_while_it_is_written(page: Any, tmp_path: Path) -> None:
-    write_sample_run(tmp_path, agents=3, steps=10, status="running", summary=False)
-    db = tmp_path / "run.sqlite"
-    with ViewerServer(tmp_path) as server:
+def test_follow_a_run_while_it_is_written(page: Any, running_town: RunStore) -> None:
+    store = running_town
+    last = store.last_step()
+    assert last is not None
+    with ViewerServer(store.directory) as server:
         open_viewer(page, server.url)
         assert page.locator("#run-status").inner_text().lower() == "● live"
         assert page.locator("#follow-box").is_visible()
         page.check("#follow")
 
-        for step in (10, 11, 12):
-            append_step(db, step, [20, 14 + step])
-        wait_for(page, "window.societasViewer.playback.lastStep === 12")
-        wait_for(page, "window.societasViewer.mapView.state.step === 12")
-        assert positions(page)[:2] == [20.0, 26.0], "the newest position is drawn"
-        assert page.locator("#scrubber").get_attribute("max") == "12"
+        for k in (1, 2, 3):
+            move = {"tile": [20, 10 + k], "place": "Alder Creek:main street"}
+            record(store, last + k, "move", "Rosa Alvarez", move)
+        wait_for(page, f"window.societasViewer.playback.lastStep === {last + 3}")
+        wait_for(page, f"window.societasViewer.mapView.state.step === {last + 3}")
+        assert positions(page)[:2] == [20.0, 13.0], "the newest position is drawn"
+        assert page.locator("#scrubber").get_attribute("max") == str(last + 3)
 
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE meta SET value = '\"finished\"' WHERE key = 'status'")
+        store.set_meta("status", "finished")
         wait_for(page, "document.getElementById('run-status').textContent === 'finished'")
         assert not page.locator("#follow-box").is_visible()

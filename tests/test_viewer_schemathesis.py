@@ -1,6 +1,7 @@
 """The viewer API fuzzed from its own OpenAPI schema, plus explicit path and size attacks.
 
-The run directory is a real one: the duo scenario simulated for an hour with a scripted model.
+The run directory is a real one: a copy of the town as the engine recorded it with the scripted
+``fake:`` model (the ``recorded_town`` fixture).
 Schemathesis generates valid and invalid requests for every operation (in-process, over ASGI); no
 request may make the server fail (5xx). Then hand-written requests try to leave the run
 directory (``..``, encoded dots, absolute paths, symlinks) and to send oversized requests.
@@ -8,10 +9,9 @@ directory (``..``, encoded dots, absolute paths, symlinks) and to send oversized
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +23,21 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from societas.engine.config import SimulationConfig
-from societas.engine.simulation import Simulation
-from societas.llm.fake import SchemaFiller, ScriptedLLM
-from societas.scenarios.scenario import load_scenario
 from societas.viewer.app import create_app, router
 from societas.viewer.guards import MAX_URL_BYTES
 
 EXAMPLES = int(os.environ.get("SOCIETAS_FUZZ_EXAMPLES", "30"))
 SECRET = "top-secret-content-outside-the-run"
-HINTS = {
-    "who": ["Iris Vance", "Noah Bell"],
-    "do": "talk",
-    "say": ["Come to the book club on Sunday.", "I will."],
-    "wake": "07:00",
-    "sleep": "22:00",
-    "start": ["08:00", "10:00", "12:00"],
-}
-
-
-async def _scripted_run(out: Path) -> None:
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
-    sim = await Simulation.start(load_scenario("duo"), out, llm, SimulationConfig(seed=2))
-    try:
-        await sim.run(hours=1.0)
-    finally:
-        sim.close("finished")
+AGENT = "Rosa Alvarez"  # one of the town's people
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, recorded_town: Path) -> Path:
     root = tmp_path_factory.mktemp("viewer")
     (root / "secret.txt").write_text(SECRET, encoding="utf-8")
     (root / "secret.json").write_text(json.dumps({"secret": SECRET}), encoding="utf-8")
     run = root / "run"
-    asyncio.run(_scripted_run(run))
+    shutil.copytree(recorded_town, run, ignore=shutil.ignore_patterns("summary.json"))
     # Links that point out of the run: a viewer must never follow them.
     (run / "escape.txt").symlink_to(root / "secret.txt")
     (run / "summary.json").symlink_to(root / "secret.json")
@@ -100,7 +80,7 @@ CASES = (
         for path in API_PATHS
         if OPERATIONS[path].get("parameters")
     ]
-    + [(path, GenerationMode.POSITIVE, "Iris Vance") for path in API_PATHS if "{name}" in path]
+    + [(path, GenerationMode.POSITIVE, AGENT) for path in API_PATHS if "{name}" in path]
 )
 
 
@@ -168,7 +148,7 @@ def test_a_symlinked_summary_pointing_outside_is_not_served(client: TestClient) 
 
 
 def test_agent_names_that_look_like_paths_are_just_unknown(client: TestClient) -> None:
-    for name in ("../../etc/passwd", "/etc/passwd", "..", "Iris Vance/../Noah Bell"):
+    for name in ("../../etc/passwd", "/etc/passwd", "..", "Rosa Alvarez/../Tomas Alvarez"):
         response = client.get("/api/agents/" + name.replace("/", "%2F"))
         assert response.status_code in (404, 422), name
         assert "root:" not in response.text
@@ -182,7 +162,8 @@ def test_oversized_urls_and_parameters_are_refused(client: TestClient) -> None:
     assert client.get("/api/events", params={"kind": long}).status_code == 414
     assert client.get("/api/agents/" + long).status_code == 414
     assert (
-        client.get("/api/agents/Iris%20Vance/memories", params={"q": "x" * 201}).status_code == 422
+        client.get("/api/agents/Rosa%20Alvarez/memories", params={"q": "x" * 201}).status_code
+        == 422
     )
     assert client.get("/api/agents/" + "y" * 121).status_code == 422
     assert client.get("/api/events", params={"limit": 10**6}).status_code == 422

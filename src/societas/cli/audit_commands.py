@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from societas.durable import write_atomic
-from societas.engine.runstore import RunStoreError
+from societas.engine.run_schema import RunStoreError
 from societas.measurement.audit import AuditInputError, AuditReport, audit_run
 
 AUDIT_FILE = "audit.json"

@@ -19,7 +19,7 @@ from societas.cli.output import (
     whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
-from societas.engine.runstore import RunStoreError
+from societas.engine.run_schema import RunStoreError
 from societas.evaluation.believability import Evaluation, evaluate_run
 from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ablations
 from societas.evaluation.believability_facts import EvaluationError, read_run

@@ -52,7 +52,8 @@ from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
 from societas.engine.resume import resume_simulation
 from societas.engine.run_directory import SCENARIO_COPY, SUMMARY_FILE, check_resumable
-from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.run_schema import RunStoreError
+from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.client import LLM

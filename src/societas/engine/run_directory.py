@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from societas.engine.config import SimulationConfig
-from societas.engine.runstore import DB_NAME, RunStore, RunStoreError
+from societas.engine.run_schema import DB_NAME, RunStoreError
+from societas.engine.runstore import RunStore
 
 SCENARIO_COPY = "scenario.yaml"
 SUMMARY_FILE = "summary.json"

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from societas.engine.config import SimulationConfig
-from societas.engine.runstore import DB_NAME, RunStore
+from societas.engine.run_schema import DB_NAME
+from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.evaluation.believability import Evaluation, evaluate_run
 from societas.evaluation.believability_facts import SCENARIO_COPY

@@ -24,7 +24,8 @@ from societas.agents.agent import Agent
 from societas.agents.cognition.planning import PlanBlock
 from societas.agents.persona import Persona
 from societas.engine.config import SimulationConfig
-from societas.engine.runstore import RunStore, RunStoreError
+from societas.engine.run_schema import RunStoreError
+from societas.engine.runstore import RunStore
 from societas.scenarios.scenario import Scenario, scenario_from_text
 from societas.world.errors import ScenarioError, WorldError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from societas.engine.runstore import RunStoreError
+from societas.engine.run_schema import RunStoreError
 from societas.measurement.audit import AuditInputError, plan_sense_of_run
 
 

@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from societas.engine.run_directory import SUMMARY_FILE
-from societas.engine.runstore import DB_NAME, RunStore
+from societas.engine.run_schema import DB_NAME
+from societas.engine.runstore import RunStore
 from societas.testing.cli_process import CliProcesses, kill_group
 
 PHASES = ("start-up", "resume start-up", "mid-run", "last step", "final bookkeeping")

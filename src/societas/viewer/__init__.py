@@ -1,11 +1,11 @@
 """The run viewer: watch a town live or replay any run in the browser (``societas serve DIR``).
 
 - ``app``: the FastAPI application (JSON API + static front end), built by ``create_app``.
-- ``store``: read-only access to ``run.sqlite`` and ``summary.json``.
+- ``store``: read-only access to a run (``run.sqlite`` through the engine's read-only
+  :class:`~societas.engine.run_reader.RunReader`, and ``summary.json``).
 - ``timeline``, ``agent_view``, ``town_view``: what the map, agent panel and town panel show.
 - ``live``: server-sent progress events while a run is being written.
 - ``guards``, ``cache``: request limits, security headers and the response cache.
-- ``sample``: a small synthetic run for demos and tests.
 - ``static/``: the page itself (plain HTML, CSS and JavaScript modules; nothing loaded from
   elsewhere).
 """

@@ -42,7 +42,7 @@ from societas.viewer.store import (
     SUMMARY_NAME,
     AgentInfo,
     RunDataError,
-    RunReader,
+    RunView,
     parse_json,
 )
 from societas.viewer.timeline import MAX_FRAME_SPAN, frame_range, seek_step, time_at_step
@@ -65,7 +65,7 @@ MemoryKind = Literal["observation", "reflection", "plan", "dialogue"]
 class _Context:
     """What every API route needs: the reader, the response cache and one connection."""
 
-    def __init__(self, reader: RunReader, cache: ResponseCache, conn: sqlite3.Connection) -> None:
+    def __init__(self, reader: RunView, cache: ResponseCache, conn: sqlite3.Connection) -> None:
         self.reader, self.cache, self.conn = reader, cache, conn
         self.meta = reader.meta(conn)
         self.progress = reader.progress(conn)
@@ -94,7 +94,7 @@ class _Context:
 
 
 def _context(request: Request) -> Iterator[_Context]:
-    reader: RunReader = request.app.state.reader
+    reader: RunView = request.app.state.reader
     with reader.connect() as conn:
         yield _Context(reader, request.app.state.cache, conn)
 
@@ -116,7 +116,7 @@ def create_app(
     None accepts any host. ``poll_s`` is how often the live stream polls the store.
     """
     app = FastAPI(title="societas viewer", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.reader = RunReader(run_dir)
+    app.state.reader = RunView(run_dir)
     app.state.cache = ResponseCache()
     app.state.poll_s, app.state.heartbeat_s = poll_s, heartbeat_s
     app.add_middleware(RequestGuard)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 import anyio.to_thread
 
-from societas.viewer.store import Progress, RunReader
+from societas.viewer.store import Progress, RunView
 
 RETRY_MS = 3000
 
@@ -30,7 +30,7 @@ def sse_message(event: str, data: object, event_id: int | None = None) -> str:
 
 
 async def progress_stream(
-    reader: RunReader,
+    reader: RunView,
     is_disconnected: Callable[[], Awaitable[bool]],
     *,
     after_id: int,

@@ -1,8 +1,11 @@
-"""Read-only access to a run directory: ``run.sqlite`` and ``summary.json``.
+"""Read-only access to a run directory for the viewer: ``run.sqlite`` and ``summary.json``.
 
-The viewer never writes. Every request opens its own ``mode=ro`` connection, so a simulation that
-is still writing the run (WAL mode) is never disturbed and no connection is shared across threads.
-What never changes during a run (agents, map, clock settings) is read once and cached.
+The viewer never writes. It reads the run store through the engine's read-only
+:class:`~societas.engine.run_reader.RunReader` (which checks the layout that
+:mod:`societas.engine.run_schema` defines, and never writes or migrates); every request takes a
+fresh read-only connection from it, so a simulation that is still writing the run (WAL mode) is
+never disturbed and no connection is shared across threads. What never changes during a run
+(agents, map, clock settings) is read once and cached.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-RUN_DB_NAME = "run.sqlite"
+from societas.engine.run_reader import RunReader
+from societas.engine.run_schema import LAST_STEP_KEY, RunStoreError
+
 SUMMARY_NAME = "summary.json"
 MAX_SUMMARY_BYTES = 8 * 1024 * 1024
 DEFAULT_MINUTES_PER_STEP = 10.0
 
 
 class RunNotFoundError(FileNotFoundError):
-    """The directory holds no readable run store."""
+    """The directory holds no readable run store (the message says why)."""
 
 
 class RunDataError(ValueError):
@@ -72,9 +77,9 @@ class RunMeta:
     map: dict[str, Any]
     agent_index: dict[str, int] = field(default_factory=dict)
     # SQL term for "this kind" in queries that filter one agent's events. Without an index led by
-    # (agent, kind), SQLite would pick the (kind, step) index and scan every agent's events of
-    # that kind; ``+kind`` keeps it on the (agent, step) index instead.
-    agent_kind_term: str = "+kind"
+    # (agent, kind) (stores of an older layout), SQLite would pick the (kind, step) index and scan
+    # every agent's events of that kind; ``+kind`` keeps it on the (agent, step) index instead.
+    agent_kind_term: str = "kind"
 
     @property
     def agent_names(self) -> list[str]:
@@ -121,59 +126,32 @@ def _as_int(value: Any, default: int) -> int:
     return int(value)
 
 
-def _has_agent_kind_index(conn: sqlite3.Connection) -> bool:
-    """Whether an index on the events table starts with the columns (agent, kind)."""
-    for _seq, name, *_ in conn.execute("PRAGMA index_list(events)").fetchall():
-        quoted = str(name).replace('"', '""')
-        columns = [row[2] for row in conn.execute(f'PRAGMA index_info("{quoted}")')]
-        if columns[:2] == ["agent", "kind"]:
-            return True
-    return False
-
-
-class RunReader:
-    """Opens read-only connections to one run and caches its fixed metadata.
+class RunView:
+    """One run as the viewer reads it: read-only connections and its cached fixed metadata.
 
     Example::
 
-        reader = RunReader(Path("runs/town"))
-        with reader.connect() as conn:
-            meta = reader.meta(conn)
-            progress = reader.progress(conn)
+        run = RunView(Path("runs/town"))
+        with run.connect() as conn:
+            meta = run.meta(conn)
+            progress = run.progress(conn)
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir.resolve()
-        self.db_path = self.run_dir / RUN_DB_NAME
-        if not self.db_path.is_file():
-            raise RunNotFoundError(f"{self.run_dir}: no {RUN_DB_NAME} in this directory")
+        try:
+            self.store = RunReader.open(self.run_dir)
+        except RunStoreError as exc:
+            raise RunNotFoundError(str(exc)) from exc
         self._meta: RunMeta | None = None
         self._lock = threading.Lock()
-        self._check_schema()
-
-    def _check_schema(self) -> None:
-        try:
-            with self.connect() as conn:
-                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
-            raise RunNotFoundError(f"{self.db_path}: not a readable SQLite file ({exc})") from exc
-        missing = {"meta", "events"} - tables
-        if missing:
-            raise RunNotFoundError(
-                f"{self.db_path}: not a run store (missing tables: {', '.join(sorted(missing))})"
-            )
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh read-only connection, closed on exit."""
-        uri = self.db_path.as_uri() + "?mode=ro"
         # One connection per request; FastAPI may resolve it and use it on different threads.
-        conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA query_only = ON")
+        with self.store.connect() as conn:
             yield conn
-        finally:
-            conn.close()
 
     def meta(self, conn: sqlite3.Connection) -> RunMeta:
         """The fixed metadata; cached once the run has written its agents."""
@@ -195,7 +173,7 @@ class RunReader:
             agents=agents,
             map=run_map if isinstance(run_map, dict) else {},
             agent_index={agent.name: i for i, agent in enumerate(agents)},
-            agent_kind_term="kind" if _has_agent_kind_index(conn) else "+kind",
+            agent_kind_term="kind" if self.store.layout.agent_kind_index else "+kind",
         )
         if agents and meta.map:
             with self._lock:
@@ -205,10 +183,10 @@ class RunReader:
     def progress(self, conn: sqlite3.Connection) -> Progress:
         """Status, last step and last event id, read fresh every time."""
         values = dict(
-            conn.execute("SELECT key, value FROM meta WHERE key IN ('status', 'last_step')")
+            conn.execute("SELECT key, value FROM meta WHERE key IN ('status', ?)", (LAST_STEP_KEY,))
         )
         last_id = conn.execute("SELECT MAX(id) FROM events").fetchone()[0]
-        last_step = _as_int(parse_json(values.get("last_step")), -1)
+        last_step = _as_int(parse_json(values.get(LAST_STEP_KEY)), -1)
         if last_step < 0:
             # A run that has not recorded last_step yet: fall back to its newest event.
             row = conn.execute("SELECT MAX(step) FROM events").fetchone()

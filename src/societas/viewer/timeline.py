@@ -1,8 +1,9 @@
 """Game time and agent frames over step ranges, computed with indexed SQL.
 
 A *frame range* tells the front end where every agent stands and what it does at the first step of
-the range, then only what changes inside it. Queries stay on the events indexes: ``(agent, step)``
-for each agent's state at the first step, ``(kind, step)`` for the changes, ``(step)`` for times.
+the range, then only what changes inside it. Queries stay on the events indexes:
+``(agent, kind, step)`` (``(agent, step)`` in stores of an older layout) for each agent's state at
+the first step, ``(kind, step)`` for the changes, ``(step)`` for times.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 :class:`ScenarioInfo` is what the run measurements need to know about a scenario (agents, start,
 the news to trace, the gatherings to take attendance of, who knows whom and where everyone
-starts); :meth:`societas.world.scenario.Scenario.measurement_info` builds it from a scenario file.
+starts); :meth:`societas.scenarios.scenario.Scenario.measurement_info` builds it from a scenario file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 class TrackedNews(BaseModel):
     """A seeded news item as the measurements trace it: who knows it at the start and the words
-    that mention it (the scenario file's :class:`~societas.world.scenario.NewsSpec` has more).
+    that mention it (the scenario file's :class:`~societas.scenarios.scenario.NewsSpec` has more).
 
     ``keywords`` is a list of groups; a text mentions the item when it contains at least one word
     (or phrase) of every group.

@@ -75,7 +75,7 @@ def read_run_dir(run_dir: Path) -> RunRecord:
     """The run in ``run_dir`` with the scenario copy it was made from.
 
     Raises :class:`AuditInputError` when the directory has no readable scenario copy, and
-    :class:`~societas.engine.runstore.RunStoreError` when it holds no run.
+    :class:`~societas.engine.run_schema.RunStoreError` when it holds no run.
     """
     path = run_dir / RUN_SCENARIO
     if not path.is_file():
