@@ -24,7 +24,7 @@ Examples
 >>> from societas.llm.fake import HashEmbedder
 >>> from societas.llm.fake_backend import ScriptedBackend
 >>> from societas.llm.narrowing import AnswerSchema, json_schema_of
-from societas.llm.types import Message
+>>> from societas.llm.types import Message
 >>> class Mood(BaseModel):
 ...     mood: str
 >>> backend = ScriptedBackend(['{"mood": "calm"}'])
