@@ -24,7 +24,7 @@ from societas.engine.segments import (
 from societas.engine.simulation import Simulation
 from societas.memory.stream import MemoryStream
 from societas.world.scenario import load_scenario
-from test_engine import scripted_llm
+from support.scripted import scripted_llm
 from test_runstore import T0, at
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -27,6 +26,7 @@ from playwright import sync_api
 
 from societas.viewer.app import create_app
 from societas.viewer.sample import START, write_sample_run
+from support.network import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,13 +50,6 @@ if not CHROMIUM.exists():
     )
 
 AGENTS, STEPS = 6, 48
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ViewerServer:
