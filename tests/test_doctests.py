@@ -2,8 +2,9 @@
 
 The modules are found by reading the files, so collecting these tests imports nothing; each test
 imports one module (optional extras such as Ray are imported lazily by the code that needs them)
-and runs its examples in a temporary working directory. Examples use the scripted ``fake:`` model
-and no network; one that needs a real model or server is marked ``# doctest: +SKIP``.
+and runs its examples in a temporary working directory and ``SOCIETAS_HOME``. Examples use the
+scripted ``fake:`` model and no network; one that needs a real model or server is marked
+``# doctest: +SKIP``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def test_the_package_has_examples() -> None:
 @pytest.mark.parametrize("name", MODULES)
 def test_the_examples_hold(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOCIETAS_HOME", str(tmp_path / "home"))  # caches and weights stay here
     module = importlib.import_module(name)
     tests = [test for test in doctest.DocTestFinder().find(module) if test.examples]
     assert tests, f"{name} has '>>>' in its source but no example doctest can find"

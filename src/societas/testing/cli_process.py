@@ -9,7 +9,7 @@ Examples
 --------
 >>> cli = CliProcesses()
 >>> args = ["run", "duo", "--hours", "1", "--model", "fake:t", "--out", "runs/x"]
->>> code = cli.run(args, log=Path("x.log"))
+>>> code = cli.run(args, log=Path("x.log"), env={"SOCIETAS_HOME": "home"})
 >>> code  # the exit status; -9 when the process was SIGKILLed
 0
 """
