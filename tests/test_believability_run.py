@@ -20,29 +20,7 @@ from societas.evaluation.believability_report import write_evaluation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.types import LLMUnavailableError
 from societas.scenarios.scenario import load_scenario
-
-HINTS = {
-    "wake": "07:00",
-    "sleep": "22:00",
-    "start": ["08:30", "10:00", "12:00", "15:00"],
-    "end": ["10:00", "12:00", "15:00", "22:00"],
-    "act": ["work at the cafe", "coffee break", "lunch", "reading"],
-    "do": "talk",
-    "who": ["Iris Vance", "Noah Bell"],
-    "say": [
-        "Noah, I'm starting a book club at the cafe on Sunday at 3pm. Will you come?",
-        "A book club on Sunday? I'd love to come.",
-    ],
-    "what": "book club at the cafe",
-    "time": "15:00",
-    "place": ["Corner Cafe:counter", "Bell House:main room"],
-    "PlanAnswer.place": "Corner Cafe:counter",
-    "memory": "Iris invited me to her book club on Sunday at the cafe.",
-    "gist": "Iris invited Noah to her book club.",
-    "mins": 15,
-    "obj": "coffee machine",
-    "blocks[]": 4,
-}
+from support.scripted import DUO_HINTS
 
 
 def interviewee(call: ScriptedCall) -> str:
@@ -72,7 +50,7 @@ def responder(call: ScriptedCall) -> object:
     return filler.responder(call)
 
 
-filler = SchemaFiller(random.Random(0), HINTS)
+filler = SchemaFiller(random.Random(0), DUO_HINTS)
 
 
 def scripted() -> ScriptedLLM:

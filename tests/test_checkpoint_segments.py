@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from societas.engine import segments as segments_module
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
 from societas.engine.run_reader import RunReader
@@ -28,7 +26,7 @@ from societas.engine.segments import (
 from societas.engine.simulation import Simulation
 from societas.memory.stream import MemoryStream
 from societas.scenarios.scenario import load_scenario
-from test_engine import scripted_llm
+from support.scripted import scripted_llm
 from test_runstore import T0, at
 
 
@@ -52,10 +50,6 @@ def segment_rows(run_dir: Path) -> list[tuple[str, int, int, int]]:
         )
     finally:
         conn.close()
-
-
-def test_the_module_examples_hold() -> None:
-    assert doctest.testmod(segments_module).failed == 0
 
 
 def test_a_stream_joined_from_its_row_ranges_is_the_whole_stream() -> None:

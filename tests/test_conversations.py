@@ -13,6 +13,7 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.scenarios.scenario import load_scenario, scenario_from_text
+from support.scripted import lines_said
 
 # The engine tests' script: the two meet at the cafe and Iris talks to Noah.
 HINTS = {
@@ -46,11 +47,6 @@ def speaker(call: ScriptedCall) -> str:
     found = re.search(r"You are ([^.\n]+)\.", call.messages[-1].content)
     assert found
     return found.group(1)
-
-
-def lines_said(call: ScriptedCall) -> int:
-    talk = call.messages[-1].content.split("<talk>\n", 1)[1].split("\n</talk>", 1)[0]
-    return 0 if talk.startswith("(") else len(talk.splitlines())
 
 
 def scripted_llm() -> ScriptedLLM:

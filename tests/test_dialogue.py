@@ -23,6 +23,7 @@ from societas.agents.cognition.dialogue import (
 from societas.agents.cognition.planning import DayPlan, PlanBlock, revise_plan
 from societas.agents.persona import Persona
 from societas.llm.fake import ScriptedCall, ScriptedLLM
+from support.scripted import lines_said
 
 PLACES = ["home:bedroom", "bakery:kitchen", "cafe:hall", "park:lawn"]
 NOW = datetime(2023, 2, 13, 10, 0)
@@ -75,11 +76,6 @@ def who(call: ScriptedCall) -> str:
     found = re.search(r"You are ([^.\n]+)\.", call.messages[-1].content)
     assert found, call.messages[-1].content
     return found.group(1)
-
-
-def lines_said(call: ScriptedCall) -> int:
-    talk = call.messages[-1].content.split("<talk>\n", 1)[1].split("\n</talk>", 1)[0]
-    return 0 if talk.startswith("(") else len(talk.splitlines())
 
 
 def scripted(

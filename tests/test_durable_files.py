@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import multiprocessing
 import os
 import signal
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 
-import societas.durable as durable_module
 from societas.durable import (
     FolderBusyError,
     WriterLock,
@@ -20,10 +18,6 @@ from societas.durable import (
     write_atomic,
 )
 from societas.experiments.runner import ResponseLog
-
-
-def test_the_examples_hold() -> None:
-    assert doctest.testmod(durable_module).failed == 0
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_partial(tmp_path: Path) -> None:

@@ -12,33 +12,7 @@ from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.llm.fake import SchemaFiller, ScriptedLLM
 from societas.scenarios.scenario import load_scenario
-
-HINTS = {
-    "wake": "07:00",
-    "sleep": "22:00",
-    "start": ["08:30", "10:00", "12:00", "15:00"],
-    "end": ["10:00", "12:00", "15:00", "22:00"],
-    "act": ["work at the cafe", "coffee break", "lunch", "reading"],
-    "do": "talk",
-    "who": ["Iris Vance", "Noah Bell"],
-    "say": [
-        "Noah, I'm starting a book club at the cafe on Sunday at 3pm. Will you come?",
-        "A book club on Sunday? I'd love to come.",
-    ],
-    "what": "book club at the cafe",
-    "time": "15:00",
-    "place": ["Corner Cafe:counter", "Bell House:main room"],
-    "PlanAnswer.place": "Corner Cafe:counter",
-    "memory": "Iris invited me to her book club on Sunday at the cafe.",
-    "gist": "Iris invited Noah to her book club.",
-    "mins": 15,
-    "obj": "coffee machine",
-    "blocks[]": 4,
-}
-
-
-def scripted_llm(seed: int = 0) -> ScriptedLLM:
-    return ScriptedLLM(SchemaFiller(random.Random(seed), HINTS).responder)
+from support.scripted import DUO_HINTS, scripted_llm
 
 
 async def run_duo(tmp_path: Path, hours: float = 3.0, name: str = "run") -> Simulation:
@@ -170,7 +144,7 @@ def test_malformed_interventions_are_refused() -> None:
 
 
 async def test_dialogue_memories_are_rated_by_each_takeaway_call(tmp_path: Path) -> None:
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "TakeawayAnswer.imp": 9}).responder)
+    llm = scripted_llm(hints={**DUO_HINTS, "TakeawayAnswer.imp": 9})
     sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
     await sim.run(hours=2.0)
     dialogue = [
@@ -186,7 +160,7 @@ async def test_dialogue_memories_are_rated_by_each_takeaway_call(tmp_path: Path)
 
 
 def hinted_llm(**hints: object) -> ScriptedLLM:
-    return ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, **hints}).responder)
+    return scripted_llm(hints={**DUO_HINTS, **hints})
 
 
 async def test_an_agent_weighs_reacting_to_the_same_person_at_most_once_an_hour(
@@ -235,7 +209,7 @@ async def test_a_conversation_the_model_cannot_write_is_recorded_and_the_run_goe
 ) -> None:
     from societas.llm.types import LLMOutputError
 
-    filler = SchemaFiller(random.Random(0), HINTS)
+    filler = SchemaFiller(random.Random(0), DUO_HINTS)
 
     def responder(call: object) -> object:
         if getattr(call, "purpose", "") == "converse_line":

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from societas.experiments.spec import ExperimentError, experiment_from_text, load_experiment
 from societas.scenarios.scenario import load_scenario, scenario_from_text
 from societas.world.errors import Issue, ScenarioError, format_path
+from support.documents import field_paths
 
 # SOCIETAS_FUZZ_EXAMPLES=2000 digs deeper than the quick default.
 EXAMPLES = int(os.environ.get("SOCIETAS_FUZZ_EXAMPLES", "60"))
@@ -92,18 +93,6 @@ values = st.recursive(
 )
 
 
-def _paths(node: Any, prefix: PathT = ()) -> list[PathT]:
-    """Every field path of a document (the root included)."""
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, child in node.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
 def _parent(doc: Any, path: PathT) -> Any:
     node = doc
     for part in path[:-1]:
@@ -117,7 +106,7 @@ def mutated(draw: st.DrawFn, documents: dict[str, str]) -> tuple[str, str]:
     name = draw(st.sampled_from(sorted(documents)))
     doc = yaml.safe_load(documents[name])
     for _ in range(draw(st.integers(1, 4))):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in field_paths(doc) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, Field, RootModel
 
 from societas.llm.cache import ResponseCache
-from societas.llm.client import LLM, compact_schema, with_schema_instructions
+from societas.llm.client import LLM
 from societas.llm.fake import (
     CRASH,
     TRANSIENT,
@@ -23,6 +23,7 @@ from societas.llm.fake import (
 )
 from societas.llm.jsonrepair import JSONExtractionError, extract_json
 from societas.llm.meter import CallRecord, Meter
+from societas.llm.structured import compact_schema, with_schema_instructions
 from societas.llm.types import (
     LanguageModel,
     LLMError,

@@ -52,6 +52,7 @@ from societas.llm.types import (
 )
 from societas.llm.types import SamplingParams as Params
 from societas.scenarios.scenario import load_scenario
+from support.network import free_port
 
 Mode = Literal["ok", "fail", "close", "echo-auth", "reject"]
 SECRET = "sk-test-5ecret-value-0123456789"
@@ -201,13 +202,6 @@ def servers() -> Iterator[list[FakeServer]]:
 def no_environment_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SOCIETAS_API_KEY", "OPENAI_API_KEY", "SOCIETAS_BASE_URL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pool_of(

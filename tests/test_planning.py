@@ -12,8 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from societas.agents.cognition.planning import (
+from societas.agents.cognition.decomposition import (
     DECOMPOSE_MAX_TOKENS,
+    decompose_block,
+    fit_durations,
+)
+from societas.agents.cognition.planning import (
     FREE_TIME,
     PLAN_MAX_TOKENS,
     SLEEPING,
@@ -21,8 +25,6 @@ from societas.agents.cognition.planning import (
     DayPlan,
     Draft,
     PlanBlock,
-    decompose_block,
-    fit_durations,
     keep_commitments,
     normalise_schedule,
     plan_day,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,8 @@ from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
 from societas.engine.simulation import Simulation
 from societas.llm.registry import open_llm
-from societas.scenarios.gridtown import grid_town
-from societas.scenarios.scenario import Scenario
+from support.run_logs import world_events
+from support.scripted import grid_scenario as town
 
 MODEL = "fake:world"
 HOURS = 2.0
@@ -35,10 +34,6 @@ PER_PROCESS = {"latency_s", "cached", "backend_calls", "reused_prompt_tokens"}
 def ray_local() -> Iterator[Any]:
     with ray_session(num_cpus=4) as ray:
         yield ray
-
-
-def town() -> Scenario:
-    return grid_town(24, random.Random(5), residents_per_home=4, homes=4)
 
 
 def log_of(run_dir: Path) -> list[tuple[Any, ...]]:
@@ -73,16 +68,6 @@ async def test_ray_shards_record_what_one_process_records(ray_local: Any, tmp_pa
     assert one[:-1] == ray[:-1]
     kinds = {row[1] for row in one[:-2]}
     assert {"move", "action", "memory", "llm_call"} <= kinds
-
-
-def world_events(run_dir: Path) -> list[tuple[Any, ...]]:
-    """What happened in the world (model calls aside: whether one hit the cache varies)."""
-    with RunStore.open(run_dir, readonly=True) as store:
-        return [
-            (e.event.step, e.event.kind, e.event.agent, json.dumps(e.event.data, sort_keys=True))
-            for e in store.iter_events()
-            if e.event.kind != "llm_call"
-        ]
 
 
 def test_run_with_world_shards_from_the_cli(

@@ -4,10 +4,8 @@ run that was never stopped."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,27 +16,10 @@ from societas.llm.meter import CallRecord, Meter
 from societas.llm.registry import open_llm
 from societas.scenarios.scenario import load_scenario
 from societas.testing.cli_process import CliProcesses
+from support.run_logs import final_state, world_events
 
 RUN_ARGS = ["duo", "--model", "fake:budget", "--hours", "8", "--seed", "2", "--no-interviews"]
 BUDGET_EXIT_CODE = 3
-
-
-@pytest.fixture(scope="module")
-def cli() -> CliProcesses:
-    return CliProcesses()
-
-
-def story(run_dir: Path) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
-    """The run's events other than model calls, and its final state."""
-    with RunStore.open(run_dir, readonly=True) as store:
-        events = [
-            (s.event.step, s.event.kind, s.event.agent, json.dumps(s.event.data, sort_keys=True))
-            for s in store.iter_events()
-            if s.event.kind != "llm_call"
-        ]
-        checkpoint = store.latest_checkpoint()
-    assert checkpoint is not None
-    return events, checkpoint.state
 
 
 def test_a_token_budget_stops_the_run_resumably(cli: CliProcesses, tmp_path: Path) -> None:
@@ -73,7 +54,8 @@ def test_a_token_budget_stops_the_run_resumably(cli: CliProcesses, tmp_path: Pat
     with RunStore.open(limited, readonly=True) as store:
         assert store.get_meta("status") == "finished"
         assert store.get_meta("budget")["max_tokens"] == total * 10
-    assert story(limited) == story(whole)
+    assert world_events(limited) == world_events(whole)
+    assert final_state(limited) == final_state(whole)
 
 
 @pytest.fixture

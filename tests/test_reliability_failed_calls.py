@@ -4,9 +4,7 @@ ends exactly like a run that never failed."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +15,7 @@ from societas.llm.client import LLM
 from societas.llm.fake import BackendRequest, HashEmbedder, SchemaAnswers, ScriptedBackend
 from societas.llm.types import BackendTransientError, LLMUnavailableError
 from societas.scenarios.scenario import load_scenario
+from support.run_logs import world_events
 
 
 class Outage:
@@ -35,15 +34,6 @@ class Outage:
 def model(outage: Outage, cache: Path) -> LLM:
     backend = ScriptedBackend(responder=outage, model_id="fake:outage")
     return LLM(backend, HashEmbedder(), cache=ResponseCache(cache), max_retries=2, retry_base_s=0)
-
-
-def story(run_dir: Path) -> list[tuple[Any, ...]]:
-    with RunStore.open(run_dir, readonly=True) as store:
-        return [
-            (s.event.step, s.event.kind, s.event.agent, json.dumps(s.event.data, sort_keys=True))
-            for s in store.iter_events()
-            if s.event.kind != "llm_call"
-        ]
 
 
 async def test_a_failed_call_is_recorded_as_a_failure_and_the_run_resumes(tmp_path: Path) -> None:
@@ -77,4 +67,4 @@ async def test_a_failed_call_is_recorded_as_a_failure_and_the_run_resumes(tmp_pa
     resumed.close("finished")
     assert llm.cache.stats().entries > cached  # the failed calls left nothing behind before
     llm.cache.close()
-    assert story(tmp_path / "run") == story(tmp_path / "whole")
+    assert world_events(tmp_path / "run") == world_events(tmp_path / "whole")

@@ -11,20 +11,17 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from societas.engine.run_schema import DB_NAME
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
 from societas.failpoints import KILL_VARIABLE
 from societas.llm.fake import ScriptedLLM
 from societas.scenarios.scenario import load_scenario
 from societas.testing.cli_process import CliProcesses
+from support.run_logs import assert_store_intact
 
 MODEL = "fake:reliability"
 RUN_ARGS = ["duo", "--model", MODEL, "--hours", "12", "--seed", "3", "--no-interviews"]
@@ -33,11 +30,6 @@ KILLS = 24
 EXAMPLES = Path(__file__).parents[1] / "src" / "societas" / "experiments" / "examples"
 
 Row = tuple[Any, ...]
-
-
-@pytest.fixture(scope="module")
-def cli() -> CliProcesses:
-    return CliProcesses()
 
 
 def home(directory: Path) -> dict[str, str]:
@@ -52,11 +44,7 @@ def kill_plan(rng: random.Random, last_step: int, count: int) -> list[str]:
 
 def assert_intact(run_dir: Path) -> int:
     """The store passes SQLite's integrity check and its last checkpoint loads; its step."""
-    conn = sqlite3.connect(f"{(run_dir / DB_NAME).resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    assert_store_intact(run_dir)
     with RunStore.open(run_dir, readonly=True) as store:
         assert store.get_meta("status") == "running"
         checkpoint = store.latest_checkpoint()

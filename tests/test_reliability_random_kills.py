@@ -35,11 +35,6 @@ FAKE = "fake:random-kills"
 EXAMPLES = Path(__file__).parents[1] / "src" / "societas" / "experiments" / "examples"
 
 
-@pytest.fixture(scope="module")
-def cli() -> CliProcesses:
-    return CliProcesses()
-
-
 def duo(home: Path, *, model: str = FAKE, hours: str = "12") -> Workload:
     args = ("duo", "--model", model, "--hours", hours, "--seed", "5", "--no-interviews")
     return Workload("duo", args, env={"SOCIETAS_HOME": str(home)} if home.name else {})

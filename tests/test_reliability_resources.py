@@ -3,7 +3,6 @@ traceback, no damage to what was saved, and a resume once space (or permission) 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -19,6 +18,7 @@ from societas.cli.app import app
 from societas.engine import runstore
 from societas.engine.run_schema import DB_NAME
 from societas.engine.runstore import RunStore
+from support.run_logs import assert_store_intact, final_state, world_events
 
 RUN_ARGS = ["duo", "--model", "fake:resources", "--hours", "6", "--seed", "4", "--no-interviews"]
 
@@ -30,23 +30,9 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def story(run_dir: Path) -> list[tuple[Any, ...]]:
-    with RunStore.open(run_dir, readonly=True) as store:
-        return [
-            (s.event.step, s.event.kind, s.event.agent, json.dumps(s.event.data, sort_keys=True))
-            for s in store.iter_events()
-            if s.event.kind != "llm_call"
-        ]
-
-
 def assert_intact(run_dir: Path) -> None:
-    conn = sqlite3.connect(f"{(run_dir / DB_NAME).resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
-    with RunStore.open(run_dir, readonly=True) as store:
-        assert store.latest_checkpoint() is not None
+    assert_store_intact(run_dir)
+    final_state(run_dir)  # a checkpoint is there
 
 
 def pages(run_dir: Path) -> int:
@@ -90,7 +76,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_it_resumes(
     monkeypatch.setattr(runstore, "_connect", connect)  # space is back
     result = cli.invoke(app, ["resume", str(full), "--no-interviews"])
     assert result.exit_code == 0, result.output
-    assert story(full) == story(whole)
+    assert world_events(full) == world_events(whole)
 
 
 def can_mount_tmpfs() -> bool:
@@ -156,7 +142,7 @@ def test_read_only_output_directories_get_a_clear_error(cli: CliRunner, tmp_path
     run_dir, locked = tmp_path / "run", tmp_path / "locked"
     result = cli.invoke(app, ["run", *RUN_ARGS, "--hours", "2", "--out", str(run_dir)])
     assert result.exit_code == 0, result.output
-    before = story(run_dir)
+    before = world_events(run_dir)
     locked.mkdir()
     if not make_read_only(locked) or not make_read_only(run_dir):
         make_writable(locked)
@@ -175,4 +161,4 @@ def test_read_only_output_directories_get_a_clear_error(cli: CliRunner, tmp_path
         make_writable(locked)
         make_writable(run_dir)
     assert_intact(run_dir)
-    assert story(run_dir) == before
+    assert world_events(run_dir) == before

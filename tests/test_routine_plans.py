@@ -14,8 +14,9 @@ from societas.agents.cognition.day_planning import (
     plan_from_routine,
     replan_from_routine,
 )
+from societas.agents.cognition.decomposition import step_text
 from societas.agents.cognition.plan_rules import check_plan, fall_back, routine_day
-from societas.agents.cognition.planning import Commitment, PlanBlock, step_text
+from societas.agents.cognition.planning import Commitment, PlanBlock
 from societas.agents.persona import Persona
 from societas.engine.config import SimulationConfig
 from societas.engine.places import PlaceChoices

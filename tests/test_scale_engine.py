@@ -13,47 +13,21 @@ from typing import Any
 import pytest
 
 from societas.engine.config import SimulationConfig
-from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
-from societas.llm.fake import SchemaFiller, ScriptedLLM
+from societas.llm.fake import ScriptedLLM
 from societas.llm.narrowing import Narrowed, OneOf
-from societas.scenarios.gridtown import district_places, grid_town
+from societas.scenarios.gridtown import grid_town
 from societas.scenarios.scenario import load_scenario
 from societas.world.state import SeenAgent, World
+from support.run_logs import event_log
+from support.scripted import GRID_HINTS, grid_scenario, scripted_llm
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACES = district_places("District 0-0 Home 1:home")
-HINTS: dict[str, Any] = {
-    "wake": "07:00",
-    "sleep": "22:00",
-    "start": ["07:30", "09:00", "10:00"],
-    "end": ["09:00", "10:00", "11:30"],
-    "act": ["work", "coffee", "a walk"],
-    "place": [PLACES[0], PLACES[2], PLACES[1]],
-    "blocks[]": 3,
-    "do": "talk",
-    "say": ["Have you heard of the festival in the park on Saturday?", "Yes, I'll come."],
-    "PlanAnswer.what": "",
-}
-
-
-def event_log(run_dir: Path) -> list[tuple[int, str, str, str | None, str]]:
-    with RunStore.open(run_dir, readonly=True) as store:
-        return [
-            (
-                e.event.step,
-                e.event.time.isoformat(),
-                e.event.kind,
-                e.event.agent,
-                json.dumps(e.event.data, sort_keys=True),
-            )
-            for e in store.iter_events()
-        ]
 
 
 async def scripted_run(run_dir: Path, agents: int = 24, hours: float = 4.0) -> dict[str, Any]:
-    scenario = grid_town(agents, random.Random(5), residents_per_home=4, homes=4)
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+    scenario = grid_scenario(agents)
+    llm = scripted_llm(hints=GRID_HINTS)
     sim = await Simulation.start(scenario, run_dir, llm, SimulationConfig(seed=5))
     await sim.run(hours=hours)
     state = sim.get_state()
@@ -149,7 +123,7 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
     assert len(rooms) > config.max_plan_places
     homes = {world.places.area_of(a.home) for a in scenario.agents}
     public = {room for room in rooms if world.places.area_of(room) not in homes}
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+    llm = scripted_llm(hints=GRID_HINTS)
     sim = await Simulation.start(scenario, tmp_path / "run", llm, config)
     await sim.run(hours=0.5)
     sim.close("finished")
@@ -174,7 +148,7 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
         assert all(place in prompt for place in allowed)
         assert not any(place in prompt for place in set(rooms) - set(allowed))
     assert min(far_off) > 0
-    small = ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
+    small = scripted_llm(hints=GRID_HINTS)
     town = load_scenario("town")
     sim = await Simulation.start(town, tmp_path / "town", small, SimulationConfig(seed=5))
     await sim.run(hours=0.25)
@@ -198,8 +172,8 @@ async def test_a_large_world_offers_each_plan_the_rooms_near_home(tmp_path: Path
 
 
 async def test_in_a_crowd_a_reaction_lists_only_the_nearest_people(tmp_path: Path) -> None:
-    scenario = grid_town(24, random.Random(5), residents_per_home=4, homes=4)
-    llm = ScriptedLLM(SchemaFiller(random.Random(0), {**HINTS, "do": "continue"}).responder)
+    scenario = grid_scenario()
+    llm = scripted_llm(hints={**GRID_HINTS, "do": "continue"})
     config = SimulationConfig(seed=5)
     sim = await Simulation.start(scenario, tmp_path / "run", llm, config)
     crowds: list[int] = []

@@ -22,28 +22,16 @@ from societas.llm.client import LLM
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.registry import open_llm
 from societas.llm.types import LLMUnavailableError
-from societas.scenarios.gridtown import grid_town
-from societas.scenarios.scenario import Scenario
-from test_scale_engine import HINTS, event_log
+from support.run_logs import event_log, final_state
+from support.scripted import GRID_HINTS, scripted_llm
+from support.scripted import grid_scenario as town
 
 HOURS = 4.0
 FAKE = "fake:world"  # a deterministic stand-in model behind the real client (with a meter)
 
 
-def town() -> Scenario:
-    # Two districts side by side: a street joins them, so people of both shards meet.
-    return grid_town(24, random.Random(5), residents_per_home=4, homes=4)
-
-
 def model() -> ScriptedLLM:
-    return ScriptedLLM(SchemaFiller(random.Random(0), HINTS).responder)
-
-
-def latest_state(run_dir: Path) -> dict[str, Any]:
-    with RunStore.open(run_dir, readonly=True) as store:
-        checkpoint = store.latest_checkpoint()
-        assert checkpoint is not None
-        return checkpoint.state
+    return scripted_llm(hints=GRID_HINTS)
 
 
 async def one_process(run_dir: Path, llm: ScriptedLLM, hours: float = HOURS) -> None:
@@ -77,7 +65,7 @@ async def test_shards_record_the_events_and_state_of_one_process(
     await sharded(tmp_path / "split", llm, shards)
     log = event_log(tmp_path / "split")
     assert log == event_log(run_dir)
-    assert latest_state(tmp_path / "split") == latest_state(run_dir)
+    assert final_state(tmp_path / "split") == final_state(run_dir)
     assert llm.counts == counts  # no model call is made twice, or skipped
     # The comparison means something: people of different shards talked to each other.
     owner = {name: i for i, group in enumerate(split_scenario(town(), shards)) for name in group}
@@ -104,12 +92,12 @@ async def test_a_sharded_run_resumes_on_another_split(
     await again.run(until=until)
     again.close("finished")
     assert event_log(tmp_path / "split") == event_log(run_dir)
-    assert latest_state(tmp_path / "split") == latest_state(run_dir)
+    assert final_state(tmp_path / "split") == final_state(run_dir)
 
 
 async def test_a_shard_that_fails_stops_the_run_without_hanging(tmp_path: Path) -> None:
     config = SimulationConfig(seed=5)
-    filler = SchemaFiller(random.Random(0), HINTS)
+    filler = SchemaFiller(random.Random(0), GRID_HINTS)
     victim = sorted(split_scenario(town(), 2)[1])[0]
 
     def answer(call: ScriptedCall) -> Any:

@@ -12,16 +12,14 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from societas.experiments.arm_tables import arm_summary, compare_arms, subgroup_effects
+from societas.experiments.clustered import cluster_bootstrap_difference, cluster_robust_difference
 from societas.experiments.stats import (
     TIDY_COLUMNS,
     BootstrapMethod,
     StatsError,
-    arm_summary,
     bootstrap_ci,
-    cluster_bootstrap_difference,
-    cluster_robust_difference,
     cohens_d,
-    compare_arms,
     effect_size,
     hedges_correction,
     hedges_g,
@@ -30,7 +28,6 @@ from societas.experiments.stats import (
     paired_analysis,
     paired_difference,
     proportion_difference,
-    subgroup_effects,
     t_interval,
     tidy,
     wilson_interval,

@@ -14,6 +14,7 @@ import pytest
 
 from societas.engine.runstore import RunStore
 from societas.failpoints import KILL_VARIABLE
+from support.run_logs import final_state, world_events
 
 pytestmark = pytest.mark.model
 
@@ -34,19 +35,6 @@ def finish(process: subprocess.Popen[str], timeout: float = 600) -> str:
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output
     return output
-
-
-def recorded(run_dir: Path) -> tuple[list[tuple[int, str, str | None, str]], dict[str, object]]:
-    """The run's log without model-call records, and its final checkpoint."""
-    with RunStore.open(run_dir, readonly=True) as store:
-        events = [
-            (s.event.step, s.event.kind, s.event.agent, json.dumps(s.event.data, sort_keys=True))
-            for s in store.iter_events()
-            if s.event.kind != "llm_call"
-        ]
-        checkpoint = store.latest_checkpoint()
-        assert checkpoint is not None
-        return events, checkpoint.state
 
 
 def test_killed_run_resumes_to_the_same_log_as_an_uninterrupted_one(tmp_path: Path) -> None:
@@ -70,10 +58,9 @@ def test_killed_run_resumes_to_the_same_log_as_an_uninterrupted_one(tmp_path: Pa
     output = finish(societas("run", *common, "--out", str(whole), env=env))
     assert "Model: " in output
 
-    killed_events, killed_state = recorded(killed)
-    whole_events, whole_state = recorded(whole)
-    assert killed_events == whole_events
-    assert killed_state == whole_state
+    whole_events = world_events(whole)
+    assert world_events(killed) == whole_events
+    assert final_state(killed) == final_state(whole)
     kinds = {kind for _, kind, _, _ in whole_events}
     assert {"move", "action", "plan", "memory"} <= kinds
     with RunStore.open(whole, readonly=True) as store:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from playwright import sync_api
 from societas.engine.events import Event
 from societas.engine.runstore import RunStore
 from societas.viewer.app import create_app
+from support.network import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,13 +55,6 @@ if not CHROMIUM.exists():
 
 AGENTS = 8  # the town's people
 START = datetime(2026, 2, 13, 7, 0)  # the town's first morning
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ViewerServer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -19,6 +18,7 @@ from societas.scenarios.scenario import (
     scenario_from_text,
 )
 from societas.world.errors import ScenarioError
+from support.documents import field_paths
 
 DUO = resources.files("societas.scenarios").joinpath("duo.yaml").read_text("utf-8")
 
@@ -438,17 +438,6 @@ def test_random_text_corruption_gives_scenario_error(
     _load_or_error(DUO[:position] + insert + DUO[position + length :])
 
 
-def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
 _VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -467,7 +456,7 @@ _VALUES = st.recursive(
 @given(st.data())
 def test_random_field_corruption_gives_scenario_error(data: st.DataObject) -> None:
     document = yaml.safe_load(DUO)
-    path = data.draw(st.sampled_from(_paths(document)[1:]))
+    path = data.draw(st.sampled_from(field_paths(document)[1:]))
     value = data.draw(_VALUES)
     parent = document
     for part in path[:-1]:

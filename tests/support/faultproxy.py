@@ -23,8 +23,8 @@ taken for the model's word. The upstream key replaces whatever key the client se
 
 Examples
 --------
->>> # doctest: +SKIP
->>> with FaultProxy("http://127.0.0.1:8080", api_key="secret", rate=0.3, seed=1) as proxy:
+>>> upstream = "http://127.0.0.1:8080"  # a running OpenAI-compatible server
+>>> with FaultProxy(upstream, api_key="secret", rate=0.3, seed=1) as proxy:  # doctest: +SKIP
 ...     llm_base_url = proxy.base_url          # "http://127.0.0.1:PORT/v1"
 ...     ...
 ...     print(proxy.faults)                     # Counter({'delay': 2, 'reset': 2, ...})

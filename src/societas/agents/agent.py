@@ -24,6 +24,7 @@ from societas.agents.cognition.day_planning import (
     plan_from_routine,
     replan_from_routine,
 )
+from societas.agents.cognition.decomposition import decompose_block
 from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.importance import ImportanceMemo, rate_importance
 from societas.agents.cognition.planning import (
@@ -32,7 +33,6 @@ from societas.agents.cognition.planning import (
     Commitment,
     DayPlan,
     PlanBlock,
-    decompose_block,
     plan_day,
     revise_plan,
     with_commitments,

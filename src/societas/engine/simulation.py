@@ -68,11 +68,18 @@ class Simulation:
 
     Examples
     --------
-    >>> # doctest: +SKIP
-    >>> llm = await open_llm("smollm2-135m")
-    >>> sim = await Simulation.start(load_scenario("duo"), "runs/duo", llm)
-    >>> await sim.run(hours=1)
-    >>> sim.close()
+    >>> import asyncio
+    >>> from societas.llm.registry import open_llm
+    >>> from societas.world.scenario import load_scenario
+    >>> async def one_hour() -> Simulation:
+    ...     async with open_llm("fake:demo", use_cache=False) as llm:
+    ...         sim = await Simulation.start(load_scenario("duo"), "runs/duo", llm)
+    ...         await sim.run(hours=1)
+    ...         sim.close()
+    ...     return sim
+    >>> sim = asyncio.run(one_hour())
+    >>> sim.now, sorted(sim.agents)
+    (datetime.datetime(2026, 3, 2, 9, 0), ['Iris Vance', 'Noah Bell'])
     """
 
     def __init__(

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from societas.experiments import stats
+from societas.experiments import arm_tables, stats
+from societas.experiments.clustered import cluster_robust_difference
 from societas.experiments.spec import (
     ChoiceOutcome,
     ExperimentSpec,
@@ -84,7 +85,7 @@ def analyze(
 def sections(
     part: pd.DataFrame, spec: ExperimentSpec, kind: OutcomeKind, rng: np.random.Generator
 ) -> list[tuple[str, pd.DataFrame]]:
-    result = [("arm", guarded(lambda: stats.arm_summary(part, "arm", "value", kind=kind)))]
+    result = [("arm", guarded(lambda: arm_tables.arm_summary(part, "arm", "value", kind=kind)))]
     result.append(("effect", effects(part, spec, kind, rng)))
     if isinstance(spec.design, WithinDesign | WorldDesign):
         result.append(("paired", paired(part, spec)))
@@ -234,7 +235,7 @@ def clustered(part: pd.DataFrame, spec: ExperimentSpec) -> pd.DataFrame:
         treated = (part.loc[rows, "arm"] == arm).astype(float).to_numpy()
         outcome = part.loc[rows, "value"].to_numpy(dtype=np.float64)
         found = attempt(
-            partial(stats.cluster_robust_difference, outcome, treated, clusters[rows].to_numpy())
+            partial(cluster_robust_difference, outcome, treated, clusters[rows].to_numpy())
         )
         if found is not None:
             estimates.append(found.with_group(f"{arm} - {spec.control_arm}"))
@@ -250,7 +251,7 @@ def subgroups(part: pd.DataFrame, spec: ExperimentSpec, kind: OutcomeKind) -> pd
         for arm in spec.treatment_arms:
             table = guarded(
                 partial(
-                    stats.subgroup_effects,
+                    arm_tables.subgroup_effects,
                     part,
                     "arm",
                     "value",

@@ -23,7 +23,7 @@ Examples
 >>> from pydantic import BaseModel
 >>> from societas.llm.fake import HashEmbedder, ScriptedBackend
 >>> from societas.llm.narrowing import AnswerSchema, json_schema_of
-from societas.llm.types import Message
+>>> from societas.llm.types import Message
 >>> class Mood(BaseModel):
 ...     mood: str
 >>> backend = ScriptedBackend(['{"mood": "calm"}'])
@@ -56,9 +56,16 @@ from pydantic import ValidationError
 
 from societas.llm.affinity import affinity_scope
 from societas.llm.cache import CachedAnswer, CacheError, CacheKind, ResponseCache, cache_key
-from societas.llm.jsonrepair import Expect, JSONExtractionError, extract_json
 from societas.llm.meter import CallRecord, Meter
 from societas.llm.narrowing import AnswerSchema, json_schema_of
+from societas.llm.structured import (
+    InvalidAnswer,
+    explain,
+    repair_messages,
+    summarise_errors,
+    valid_json,
+    with_schema_instructions,
+)
 from societas.llm.types import (
     BackendTransientError,
     ChatBackend,
@@ -78,9 +85,6 @@ from societas.llm.types import (
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-_REPAIR_ECHO_CHARS = 1200  # how much of a bad answer the repair request quotes back
-_ERROR_LINES = 3  # validation problems named in a repair request
 
 
 @dataclass
@@ -118,10 +122,6 @@ class _Request:
     kind: CacheKind
     purpose: str
     model_id: str
-
-
-class _InvalidAnswer(Exception):
-    """An answer that did not parse or validate; the message says why, for a repair request."""
 
 
 class LLM:
@@ -215,7 +215,9 @@ class LLM:
         try:  # every caller gets its own object
             return schema.model_validate_json(text)
         except ValidationError as error:  # only a twin schema with other validators gets here
-            raise LLMOutputError(f"{purpose}: answer invalid: {_summarise(error)}", text) from None
+            raise LLMOutputError(
+                f"{purpose}: answer invalid: {summarise_errors(error)}", text
+            ) from None
 
     async def chat_text(
         self,
@@ -465,8 +467,8 @@ class LLM:
         hit = await self._lookup(request)
         if hit is not None:
             try:
-                valid = _valid_json(hit.text, schema, json_schema)
-            except _InvalidAnswer as problem:
+                valid = valid_json(hit.text, schema, json_schema)
+            except InvalidAnswer as problem:
                 _log.warning("%s: stored answer no longer validates: %s", request.purpose, problem)
             else:
                 trace.from_cache = True
@@ -520,20 +522,20 @@ class LLM:
 
         first = await ask(sent, params)
         try:
-            return _valid_json(first.text, schema, json_schema), first.finish_reason
-        except _InvalidAnswer as problem:
+            return valid_json(first.text, schema, json_schema), first.finish_reason
+        except InvalidAnswer as problem:
             trace.repaired = True
             trace.invalid_answers += 1
-            repair = repair_messages(sent, first.text, _explain(problem, first, params))
+            repair = repair_messages(sent, first.text, explain(problem, first, params))
         # The fix should be the most likely correction, not a new sample.
         second = await ask(repair, params.model_copy(update={"temperature": 0.0}))
         try:
-            return _valid_json(second.text, schema, json_schema), second.finish_reason
-        except _InvalidAnswer as again:
+            return valid_json(second.text, schema, json_schema), second.finish_reason
+        except InvalidAnswer as again:
             trace.invalid_answers += 1
             message = (
                 f"{request.purpose}: answer invalid for {schema.__name__} after one repair: "
-                f"{_explain(again, second, params)}"
+                f"{explain(again, second, params)}"
             )
             raise LLMOutputError(message, raw=second.text) from None
 
@@ -660,7 +662,7 @@ class LLM:
             _log.warning("%s: cache write failed: %s", request.purpose, error)
 
 
-# -- structured-output helpers -------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------------------
 
 
 def first_token_shares(logprobs: dict[str, float], choices: Sequence[str]) -> dict[str, float]:
@@ -677,92 +679,6 @@ def first_token_shares(logprobs: dict[str, float], choices: Sequence[str]) -> di
             json.dumps(logprobs),
         )
     return {label: value / total for label, value in mass.items()}
-
-
-def compact_schema(json_schema: dict[str, Any]) -> str:
-    """The schema as short JSON for a prompt: no titles, no spaces."""
-    return json.dumps(_without_titles(json_schema), separators=(",", ":"), ensure_ascii=False)
-
-
-def with_schema_instructions(
-    messages: Sequence[Message], json_schema: dict[str, Any]
-) -> list[Message]:
-    """Messages whose system message ends with the answer's schema (added when there is none).
-
-    The schema goes at the end of the system message, which is stable across calls with the same
-    prompt template, so prompt-prefix reuse still works.
-    """
-    instruction = (
-        "Reply with one JSON object only, no other text. It must match this JSON schema:\n"
-        + compact_schema(json_schema)
-    )
-    out = list(messages)
-    for index, message in enumerate(out):
-        if message.role == "system":
-            content = f"{message.content}\n\n{instruction}"
-            out[index] = Message(role="system", content=content)
-            return out
-    return [Message(role="system", content=instruction), *out]
-
-
-def repair_messages(messages: Sequence[Message], bad_answer: str, problem: str) -> list[Message]:
-    """The conversation, the invalid answer, and a request to correct it."""
-    echoed = (
-        bad_answer if len(bad_answer) <= _REPAIR_ECHO_CHARS else bad_answer[:_REPAIR_ECHO_CHARS]
-    )
-    request = f"That answer is invalid: {problem}. Reply with the corrected JSON only."
-    return [
-        *messages,
-        Message(role="assistant", content=echoed),
-        Message(role="user", content=request),
-    ]
-
-
-def _valid_json(text: str, schema: AnswerSchema[Any], json_schema: dict[str, Any]) -> str:
-    """The answer's JSON text if it validates against ``schema``; raises _InvalidAnswer."""
-    shape = json_schema.get("type")
-    expect: Expect = shape if shape in ("object", "array") else "any"
-    try:
-        extracted = extract_json(text, expect)
-        schema.model_validate_json(extracted)
-    except JSONExtractionError as error:
-        raise _InvalidAnswer(str(error)) from None
-    except ValidationError as error:
-        raise _InvalidAnswer(_summarise(error)) from None
-    return extracted
-
-
-def _summarise(error: ValidationError) -> str:
-    problems = error.errors(include_url=False)
-    parts = []
-    for item in problems[:_ERROR_LINES]:
-        where = ".".join(str(part) for part in item["loc"]) or "answer"
-        parts.append(f"{where}: {item['msg']}")
-    if len(problems) > _ERROR_LINES:
-        parts.append(f"{len(problems) - _ERROR_LINES} more")
-    return "; ".join(parts)
-
-
-def _explain(problem: _InvalidAnswer, completion: Completion, params: SamplingParams) -> str:
-    if completion.finish_reason == "length":
-        return f"{problem} (cut off at max_tokens={params.max_tokens})"
-    return str(problem)
-
-
-def _without_titles(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            key: (
-                {name: _without_titles(sub) for name, sub in value.items()}
-                if key in ("properties", "$defs") and isinstance(value, dict)
-                else _without_titles(value)
-            )
-            for key, value in node.items()
-            if key != "title"
-        }
-    if isinstance(node, list):
-        return [_without_titles(item) for item in node]
-    return node
 
 
 def _describe(error: BaseException, timeout_s: float) -> str:

@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 import openai
 
-from societas.llm.client import with_schema_instructions
 from societas.llm.ratelimit import parse_retry_after
+from societas.llm.structured import with_schema_instructions
 from societas.llm.types import (
     BackendTransientError,
     Completion,

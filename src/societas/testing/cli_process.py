@@ -7,9 +7,9 @@ separate process (it can be SIGKILLed, its files and locks are its own) that sta
 
 Examples
 --------
->>> # doctest: +SKIP
 >>> cli = CliProcesses()
->>> code = cli.run(["run", "duo", "--model", "fake:t", "--out", "runs/x"], log=Path("x.log"))
+>>> args = ["run", "duo", "--hours", "1", "--model", "fake:t", "--out", "runs/x"]
+>>> code = cli.run(args, log=Path("x.log"), env={"SOCIETAS_HOME": "home"})
 >>> code  # the exit status; -9 when the process was SIGKILLed
 0
 """

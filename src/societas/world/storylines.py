@@ -2,7 +2,8 @@
 
 :class:`ScenarioInfo` is what the run measurements need to know about a scenario (agents, start,
 the news to trace, the gatherings to take attendance of, who knows whom and where everyone
-starts); :meth:`societas.scenarios.scenario.Scenario.measurement_info` builds it from a scenario file.
+starts); :meth:`societas.scenarios.scenario.Scenario.measurement_info` builds it from a
+scenario file.
 """
 
 from __future__ import annotations

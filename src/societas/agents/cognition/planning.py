@@ -1,4 +1,6 @@
-"""Day plans: one call plans the day, one call refines a block into actions, one call revises.
+"""Day plans: one call plans the day, one call revises it; the answer models of the plan calls.
+
+(The call that refines a block into actions is :mod:`societas.agents.cognition.decomposition`.)
 
 The model writes drafts (``"HH:MM"`` strings, places from an enum); this module turns them into a
 :class:`DayPlan` whose blocks are ordered, non-overlapping and cover wake-up to bedtime exactly,
@@ -35,13 +37,10 @@ from typing import NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.schemas import (
     MINUTES_PER_DAY,
-    NONE,
     ask,
     bullet_list,
-    choice_or_none,
     day_text,
     format_clock,
     minute_of_day,
@@ -54,7 +53,7 @@ from societas.agents.cognition.schemas import (
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
-from societas.world.phrasing import one_script, whole_words, without_other_rooms
+from societas.world.phrasing import whole_words
 
 FREE_TIME = "free time at home"
 SLEEPING = "sleeping"
@@ -66,9 +65,7 @@ MIN_WAKING_MINUTES = 10 * 60
 MAX_REVISED_BLOCKS = 10
 PLAN_MAX_TOKENS = 900
 REVISE_MAX_TOKENS = 760
-DECOMPOSE_MAX_TOKENS = 240
 MAX_STEPS = 6
-STEP_CHARS = 50
 
 
 # --- what the engine uses ---------------------------------------------------------------
@@ -252,12 +249,6 @@ def day_plan_answer(places: tuple[str, ...]) -> Narrowed[DayPlanAnswer]:
 def revision_answer(places: tuple[str, ...]) -> Narrowed[RevisionAnswer]:
     """``RevisionAnswer`` with ``place`` restricted to ``places``."""
     return narrow(RevisionAnswer, {"blocks.place": places})
-
-
-def decomposition_answer(objects: tuple[str, ...]) -> Narrowed[DecompositionAnswer]:
-    """``DecompositionAnswer`` with ``obj`` restricted to ``objects`` and ``"none"``; the
-    objects are named as in the prompt, without their room (:func:`object_names`)."""
-    return narrow(DecompositionAnswer, {"steps.obj": (*objects, NONE)})
 
 
 # --- schedule repair -------------------------------------------------------------------------
@@ -584,125 +575,3 @@ def _join(plan: DayPlan, now_minute: int, ahead: Sequence[PlanBlock]) -> DayPlan
     wake = min(plan.wake, ahead[0].start)
     blocks = _merge_neighbours([*past, *ahead])
     return DayPlan(day=plan.day, wake=wake, sleep=blocks[-1].end, home=plan.home, blocks=blocks)
-
-
-async def decompose_block(
-    llm: LanguageModel,
-    persona: Persona,
-    block: PlanBlock,
-    *,
-    objects: Sequence[str],
-    start: int | None = None,
-    memories: Sequence[str] = (),
-    params: SamplingParams | None = None,
-    emoji_memo: EmojiMemo | None = None,
-    rooms: Sequence[str] = (),
-) -> tuple[Action, ...]:
-    """Break a plan block into 2-6 actions in ONE call; the actions fill the block exactly.
-
-    Each step's text is kept whole (no cut words), in one script, and without naming a room of
-    ``rooms`` other than the block's own (:func:`step_text`).
-
-    ``objects`` are the block's room objects (addresses or names, returned as given; the prompt
-    names them without their room); ``start`` (minute of day, default the block's start) refines
-    only what is left of a block under way. Durations are rescaled to fill ``[start, block.end)``;
-    when it is too short for every step, the first steps are kept. Each action's emoji is the
-    nearest by embedding (one request for texts ``emoji_memo`` does not know, none otherwise).
-    """
-    begin = block.start if start is None else max(block.start, min(start, block.end - 1))
-    named = object_names(block.place, objects)
-    answer = await ask(
-        llm,
-        decomposition_answer(tuple(named)),
-        "decompose",
-        dict(
-            **persona_variables(persona),
-            place=block.place,
-            objects=", ".join(named) or NONE,
-            memories=bullet_list(memories),
-            activity=block.activity,
-            start=format_clock(begin),
-            end=format_clock(block.end),
-            minutes=block.end - begin,
-        ),
-        purpose="decompose",
-        max_tokens=DECOMPOSE_MAX_TOKENS,
-        params=params,
-    )
-    steps = [s for s in answer.steps if model_text(s.do)] or list(answer.steps)
-    durations = fit_durations([s.mins for s in steps], block.end - begin)
-    steps = steps[: len(durations)]
-    descriptions = [step_text(s.do, block, rooms) for s in steps]
-    emoji = await emoji_for(llm, descriptions, emoji_memo)
-    actions: list[Action] = []
-    cursor = begin
-    for step, description, symbol, minutes in zip(
-        steps, descriptions, emoji, durations, strict=True
-    ):
-        target = named.get(choice_or_none(step.obj) or "")
-        actions.append(
-            Action(
-                start=cursor,
-                minutes=minutes,
-                description=description,
-                object=target,
-                emoji=symbol,
-                object_state=description if target else "",
-                importance=answer.imp,
-            )
-        )
-        cursor += minutes
-    return tuple(actions)
-
-
-def step_text(text: str, block: PlanBlock, rooms: Sequence[str]) -> str:
-    """A step as the model wrote it, made to read right where the agent is: one script, whole
-    words, no other room named ("get dressed in the bedroom" at the market is "get dressed");
-    the block's activity when nothing is left.
-
-    >>> block = PlanBlock(start=600, end=660, activity="work", place="Market:shop floor")
-    >>> step_text("get dressed in the bedroom", block, ["Home:bedroom", "Market:shop floor"])
-    'get dressed'
-    """
-    cleaned = whole_words(one_script(model_text(text)), STEP_CHARS)
-    return without_other_rooms(cleaned, block.place, list(rooms)) or block.activity
-
-
-def object_names(room: str, objects: Sequence[str]) -> dict[str, str]:
-    """Each object's name for a prompt, mapped to the object as given: an address in ``room``
-    loses the room (``"home:kitchen:stove"`` is ``"stove"``), which saves prompt and answer
-    tokens; a name that would then be ambiguous keeps its address.
-
-    >>> object_names("home:kitchen", ["home:kitchen:stove", "sink", "none"])
-    {'stove': 'home:kitchen:stove', 'sink': 'sink'}
-    """
-    given = [o for o in dict.fromkeys(objects) if o and o != NONE]
-    prefix = room + ":"
-    short = [
-        o[len(prefix) :] if o.startswith(prefix) and len(o) > len(prefix) else o for o in given
-    ]
-    clashes = {name for name in short if short.count(name) > 1 or name == NONE}
-    return {(o if name in clashes else name): o for o, name in zip(given, short, strict=True)}
-
-
-def fit_durations(weights: Sequence[int], total: int) -> list[int]:
-    """Split ``total`` minutes in proportion to ``weights``, in 5-minute units where possible.
-
-    Every part gets at least one unit; when there are more weights than units, only the first
-    ones get a share (the returned list is then shorter). The parts always sum to ``total``.
-
-    >>> fit_durations([10, 10, 20], 60), fit_durations([5, 5, 5], 7)
-    ([15, 15, 30], [3, 2, 2])
-    """
-    if total <= 0:
-        raise ValueError(f"nothing to fill: {total} minutes")
-    unit = 5 if total % 5 == 0 else 1
-    units = total // unit
-    kept = [max(1, w) for w in weights][:units] or [1]
-    spare = units - len(kept)
-    shares = [w * spare / sum(kept) for w in kept]
-    extra = [int(s) for s in shares]
-    by_remainder = sorted(range(len(kept)), key=lambda i: extra[i] - shares[i])
-    for index in by_remainder[: spare - sum(extra)]:
-        extra[index] += 1
-    return [(1 + e) * unit for e in extra]
