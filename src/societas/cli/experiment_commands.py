@@ -29,7 +29,7 @@ from societas.distributed.cli import (
     ray_placement,
 )
 from societas.distributed.experiments import run_experiment_on_ray
-from societas.distributed.pool import ModelPool, SpecModel
+from societas.distributed.model_workers import ModelPool, SpecModel
 from societas.distributed.replicates import replicate_folder, replicate_spec
 from societas.distributed.session import RayError, ray_session
 from societas.experiments.designs import DesignError

@@ -31,7 +31,7 @@ from societas.distributed.cli import (
     WorkersOption,
     ray_placement,
 )
-from societas.distributed.pool import ModelPool, SpecModel
+from societas.distributed.model_workers import ModelPool, SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.validity import run_suite_on_ray
 from societas.evaluation.calibration import CalibrationError, load_calibration

@@ -46,8 +46,8 @@ from societas.engine.run_directory import SCENARIO_COPY
 from societas.engine.runstore import RunStore, encode_event
 from societas.engine.sharding import LEAD, AgentExchange, Shipment
 from societas.llm.affinity import affinity_scope
+from societas.llm.endpoint_pool import endpoint_stats
 from societas.llm.meter import CallRecord, Meter
-from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights

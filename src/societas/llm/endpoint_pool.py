@@ -24,8 +24,7 @@ credentials, and keys come only from the environment.
 
 Examples
 --------
->>> from societas.llm.affinity import AffinityRouter, current_affinity
-from societas.llm.endpoints import endpoints_from_urls
+>>> from societas.llm.endpoints import endpoints_from_urls
 >>> pool = EndpointPool("qwen2.5-7b", endpoints_from_urls(["http://a:8000/v1", "http://b:8000/v1"]))
 >>> pool.model_id, pool.total_concurrency
 ('openai:qwen2.5-7b', 16)
