@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from societas.cli.app import app
-from societas.distributed.cli import with_ray_defaults
+from societas.distributed.ray_options import with_ray_defaults
 from societas.distributed.replicates import replicate_seed, replicate_spec
 from societas.distributed.session import RayAddressError, check_address, probe
 from societas.experiments.spec import EXAMPLE, experiment_from_text

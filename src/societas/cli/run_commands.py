@@ -35,7 +35,9 @@ from societas.cli.output import (
     whole_column,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
-from societas.distributed.cli import (
+from societas.distributed.model_servers import open_served_llm
+from societas.distributed.model_workers import SpecModel
+from societas.distributed.ray_options import (
     ModelServersOption,
     RayCommand,
     RayOption,
@@ -43,8 +45,6 @@ from societas.distributed.cli import (
     WorldShardsOption,
     ray_placement,
 )
-from societas.distributed.model_servers import open_served_llm
-from societas.distributed.model_workers import SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.world_shards import ray_world_shards
 from societas.durable import write_atomic

@@ -1,5 +1,7 @@
 """Running societas on a Ray cluster (or a local Ray instance) when one machine is not enough.
 
+- :mod:`~societas.distributed.ray_options`: the ``--ray``, ``--model-servers``, ``--world-shards``
+  and ``--workers`` options the commands share.
 - :mod:`~societas.distributed.session`: join a cluster or start a local Ray, quietly, with
   clear errors for a wrong or unreachable address.
 - :mod:`~societas.distributed.model_workers`: independent model work (experiment arms, replicates,
