@@ -1,4 +1,6 @@
-"""The ``--ray [ADDRESS]`` option shared by ``run``, ``experiment`` and ``validate``.
+"""The ``--ray [ADDRESS]`` option shared by ``run``, ``experiment`` and ``validate``, and the
+options that say how a command spreads over Ray (``--model-servers``, ``--world-shards``,
+``--workers``).
 
 ``--ray`` alone runs on a local Ray instance; ``--ray ADDRESS`` (or ``--ray=ADDRESS``) joins a
 cluster. A word after ``--ray`` is taken as its address only when it looks like one (it has a
