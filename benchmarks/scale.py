@@ -8,14 +8,14 @@ hours, wall seconds, steps, seconds per step, model calls, peak RSS and RSS per 
 size, retrieval p50/p95 at 10,000 memories, and a linear extrapolation to the target (10,000
 agents for one game day in 10 minutes) when run with fewer agents.
 
-With ``--shards K`` the same town then runs again with its agents split over K Ray actors
-(:mod:`societas.distributed.world`, a local Ray instance with K CPUs), and the figures of both
-runs come out side by side: the sharded run's wall time, its speed-up over the single process
-measured in the same invocation, and whether both wrote the same event log.
+With ``--world-shards K`` the same town then runs again with its agents split over K world
+shards (:mod:`societas.distributed.world_shards`, a local Ray instance with K CPUs), and the
+figures of both runs come out side by side: the sharded run's wall time, its speed-up over the
+single process measured in the same invocation, and whether both wrote the same event log.
 
     .venv/bin/python benchmarks/scale.py --agents 100 --hours 24
     .venv/bin/python benchmarks/scale.py --agents 1000 --hours 2 --profile /tmp/scale.prof.txt
-    .venv/bin/python benchmarks/scale.py --agents 1000 --hours 6 --shards 2 --no-retrieval
+    .venv/bin/python benchmarks/scale.py --agents 1000 --hours 6 --world-shards 2 --no-retrieval
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from societas.distributed.session import ray_session
-from societas.distributed.world import process_usage, ray_world_shards
+from societas.distributed.world_shards import process_usage, ray_world_shards
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval timing")
     parser.add_argument("--digest", action="store_true", help="add a digest of the event log")
     parser.add_argument(
-        "--shards", type=int, default=0, help="also run on K Ray world shards and compare"
+        "--world-shards", type=int, default=0, help="also run on K Ray world shards and compare"
     )
     args = parser.parse_args(argv)
     if args.agents < 1 or args.hours <= 0:
@@ -357,11 +357,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             profile.disable()
             args.profile.write_text(_profile_text(profile, args.top), encoding="utf-8")
             profile.dump_stats(args.profile.with_suffix(".pstats"))
-        if args.digest or args.shards:
+        if args.digest or args.world_shards:
             run["events"], run["event_digest"] = event_digest(work / "run")
-        if args.shards:
+        if args.world_shards:
             sharded = asyncio.run(
-                simulate_sharded(args.agents, args.hours, args.seed, work, args.shards)
+                simulate_sharded(args.agents, args.hours, args.seed, work, args.world_shards)
             )
             events, digest = event_digest(work / "sharded")
             sharded["same_event_log"] = (events, digest) == (run["events"], run["event_digest"])

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from societas.cli.app import app
 from societas.engine.events import Event
 from societas.engine.runstore import RunStore
-from societas.evaluation.believability_sense import plan_sense_json
+from societas.evaluation.believability.plan_sense import plan_sense_json
 from societas.measurement.audit import (
     AuditInputError,
     AuditReport,

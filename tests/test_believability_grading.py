@@ -7,10 +7,10 @@ import asyncio
 import numpy as np
 import pytest
 
-from societas.evaluation.believability_grading import grade_rule
-from societas.evaluation.believability_judge import judge_answer, judge_score
-from societas.evaluation.believability_stats import ScoreTable, compare, summarise
-from societas.evaluation.believability_text import (
+from societas.evaluation.believability.grading import grade_rule
+from societas.evaluation.believability.judge import judge_answer, judge_score
+from societas.evaluation.believability.stats import ScoreTable, compare, summarise
+from societas.evaluation.believability.text import (
     ages_claimed,
     clock_phrase,
     denies_knowing,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from societas.evaluation.believability_judge_calibration import (
+from societas.evaluation.believability.judge_calibration import (
     CalibrationError,
     calibrate_judge,
     load_calibration,
 )
-from societas.evaluation.believability_judge_choice import choose_judge, judge_candidates
-from societas.evaluation.believability_questions import JUDGED_CATEGORIES
+from societas.evaluation.believability.judge_choice import choose_judge, judge_candidates
+from societas.evaluation.believability.questions import JUDGED_CATEGORIES
 from societas.llm.fake import ScriptedCall, ScriptedLLM
 from societas.llm.types import LanguageModel
 

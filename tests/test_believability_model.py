@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from societas.cli.app import app
-from societas.evaluation.believability_questions import CATEGORIES
+from societas.evaluation.believability.questions import CATEGORIES
 
 pytestmark = pytest.mark.model
 

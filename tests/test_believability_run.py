@@ -12,11 +12,11 @@ import pytest
 
 from societas.engine.config import SimulationConfig
 from societas.engine.simulation import Simulation
-from societas.evaluation.believability import evaluate_run
-from societas.evaluation.believability_ablation import CONDITIONS, run_ablations
-from societas.evaluation.believability_facts import EvaluationError, read_run
-from societas.evaluation.believability_questions import CATEGORIES, generate_questions
-from societas.evaluation.believability_report import write_evaluation
+from societas.evaluation.believability.ablation import CONDITIONS, run_ablations
+from societas.evaluation.believability.facts import EvaluationError, read_run
+from societas.evaluation.believability.interviews import evaluate_run
+from societas.evaluation.believability.questions import CATEGORIES, generate_questions
+from societas.evaluation.believability.report import write_evaluation
 from societas.llm.fake import SchemaFiller, ScriptedCall, ScriptedLLM
 from societas.llm.types import LLMUnavailableError
 from societas.scenarios.scenario import load_scenario

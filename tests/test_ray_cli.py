@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from societas.cli.app import app
-from societas.distributed.cli import with_ray_defaults
+from societas.distributed.ray_options import with_ray_defaults
 from societas.distributed.replicates import replicate_seed, replicate_spec
 from societas.distributed.session import RayAddressError, check_address, probe
 from societas.experiments.spec import EXAMPLE, experiment_from_text
@@ -30,7 +30,7 @@ def closed_port() -> int:
     [
         (["duo", "--ray"], ["duo", "--ray=local"]),
         (["--ray", "duo"], ["--ray=local", "duo"]),
-        (["--ray", "--shards", "2", "duo"], ["--ray=local", "--shards", "2", "duo"]),
+        (["--ray", "--model-servers", "2", "duo"], ["--ray=local", "--model-servers", "2", "duo"]),
         (["duo", "--ray", "10.0.0.5:6379"], ["duo", "--ray", "10.0.0.5:6379"]),
         (["--ray", "ray://head:10001", "duo"], ["--ray", "ray://head:10001", "duo"]),
         (["--ray", "auto"], ["--ray", "auto"]),
@@ -75,10 +75,11 @@ def test_experiment_with_a_malformed_address_exits_with_a_message(tmp_path: Path
     assert "not a Ray address" in result.output
 
 
-def test_shards_need_ray(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "duo", "--shards", "2", "--out", str(tmp_path / "r")])
+def test_model_servers_need_ray(tmp_path: Path) -> None:
+    args = ["run", "duo", "--model-servers", "2", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "--shards needs --ray" in result.output
+    assert "--model-servers needs --ray" in result.output
 
 
 def test_replicates_get_their_own_reproducible_seeds() -> None:

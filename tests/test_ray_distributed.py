@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from societas.cli.app import app
 from societas.distributed.experiments import run_experiment_on_ray
-from societas.distributed.pool import ModelPool, SpecModel, WorkerResources
+from societas.distributed.model_workers import ModelPool, SpecModel, WorkerResources
 from societas.distributed.replicates import replicate_seed
 from societas.distributed.session import RayCapacityError, ray_session
 from societas.engine.runstore import RunStore
@@ -173,12 +173,12 @@ Logged = tuple[int, str, str | None, str]
 def events_of(run_dir: Path) -> tuple[list[Logged], list[Logged]]:
     """The run's world events in order, and its model calls (wall-clock latency left out).
 
-    A call is logged when its answer arrives, and answers from different shards (or from a
+    A call is logged when its answer arrives, and answers from different model servers (or from a
     model's parallel slots) arrive in no fixed order, so calls are compared sorted.
     """
     with RunStore.open(run_dir, readonly=True) as store:
         events = [stored.event for stored in store.events(limit=None)]
-    where_it_ran = {"latency_s", "reused_prompt_tokens"}  # a shard's own timing and prefix cache
+    where_it_ran = {"latency_s", "reused_prompt_tokens"}  # a server's own timing and prefix cache
     logged = [
         (
             e.step,
@@ -193,11 +193,11 @@ def events_of(run_dir: Path) -> tuple[list[Logged], list[Logged]]:
     )
 
 
-def test_run_with_ray_shards_from_the_cli(
+def test_run_with_ray_model_servers_from_the_cli(
     ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = {}
-    for name, extra in (("local", []), ("ray", ["--ray", "--shards", "2"])):
+    for name, extra in (("local", []), ("ray", ["--ray", "--model-servers", "2"])):
         monkeypatch.setenv("SOCIETAS_HOME", str(tmp_path / f"home-{name}"))
         out = tmp_path / name
         args = ["run", "duo", "-m", MODEL, "--hours", "0.5", "--no-interviews", "--seed", "5"]

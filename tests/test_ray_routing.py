@@ -1,7 +1,7 @@
-"""Sharded model calls: each agent's calls reach its own shard, and the run does not change.
+"""Model servers: each agent's calls reach its own server, and the run does not change.
 
-The shards here are in-process stand-ins for Ray actor handles (``method.remote(...)`` runs the
-real :class:`BackendShard` method), so routing is checked without starting Ray; the real actors
+The servers here are in-process stand-ins for Ray actor handles (``method.remote(...)`` runs the
+real :class:`ModelServer` method), so routing is checked without starting Ray; the real actors
 are exercised in ``test_ray_distributed.py``.
 """
 
@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from societas.distributed.shards import (
-    BackendShard,
-    ShardedChatBackend,
-    ShardedEmbedder,
-    ShardSet,
-    shard_of,
+from societas.distributed.model_servers import (
+    ModelServer,
+    ModelServers,
+    ServedChatBackend,
+    ServedEmbedder,
+    server_of,
 )
 from societas.engine.agent_turns import acting_agent
 from societas.engine.config import SimulationConfig
@@ -37,11 +37,11 @@ class Remote:
         self.remote = method
 
 
-class LocalShard:
+class LocalServer:
     """A stand-in actor handle that notes which agent each call was made for."""
 
     def __init__(self) -> None:
-        self.body = BackendShard(lambda: fake_backends("routing"))
+        self.body = ModelServer(lambda: fake_backends("routing"))
         self.agents: set[str | None] = set()
         self.chat = Remote(self._noted(self.body.chat))
         self.complete = Remote(self._noted(self.body.complete))
@@ -65,31 +65,31 @@ async def run_town(llm: LLM, out: Path) -> list[Any]:
     with RunStore.open(out, readonly=True) as store:
         events = [stored.event for stored in store.events(limit=None)]
     # Latency and the prompt tokens a server reused measure where a call ran, not what the
-    # run did: a shard's prefix cache holds only its own agents' prompts.
+    # run did: a server's prefix cache holds only its own agents' prompts.
     unplaced = {"latency_s", "reused_prompt_tokens"}
     return [(e.step, e.kind, e.agent, {k: v for k, v in e.data.items() if k not in unplaced})
             for e in events]  # fmt: skip
 
 
-async def test_each_agent_is_pinned_to_its_shard_and_the_log_is_unchanged(tmp_path: Path) -> None:
+async def test_each_agent_is_pinned_to_its_server_and_the_log_is_unchanged(tmp_path: Path) -> None:
     chat, embedder = fake_backends("routing")
     local = LLM(chat, embedder, cache=ResponseCache(tmp_path / "local.sqlite"))
     expected = await run_town(local, tmp_path / "local")
 
-    handles = [LocalShard() for _ in range(3)]
+    handles = [LocalServer() for _ in range(3)]
     stopped: list[Any] = []
-    shards = ShardSet(handles, await handles[0].body.info(), stop=stopped.append)
-    sharded = LLM(
-        ShardedChatBackend(shards), ShardedEmbedder(shards), cache=ResponseCache(":memory:")
+    servers = ModelServers(handles, await handles[0].body.info(), stop=stopped.append)
+    served = LLM(
+        ServedChatBackend(servers), ServedEmbedder(servers), cache=ResponseCache(":memory:")
     )
-    assert sharded.model_id == local.model_id  # so cache keys do not depend on sharding
-    assert await run_town(sharded, tmp_path / "sharded") == expected
+    assert served.model_id == local.model_id  # so cache keys do not depend on the servers
+    assert await run_town(served, tmp_path / "served") == expected
 
     agents = load_scenario(SCENARIO).agent_names()
     for index, handle in enumerate(handles):
         named = handle.agents - {None}
-        assert named == {a for a in agents if shard_of(a, 3) == index}
-    assert sum(shards.calls) > 10
-    await sharded.aclose()  # closes the chat and the embedding side: one stop per shard
-    assert shards.actors == [] and stopped == handles
+        assert named == {a for a in agents if server_of(a, 3) == index}
+    assert sum(servers.calls) > 10
+    await served.aclose()  # closes the chat and the embedding side: one stop per server
+    assert servers.actors == [] and stopped == handles
     assert all(h.body._chat.closed for h in handles)

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from societas.cli.app import app
 from societas.cli.run_commands import BUDGET_EXIT_CODE
-from societas.distributed.pool import SpecModel
+from societas.distributed.model_workers import SpecModel
 from societas.distributed.session import ray_session
-from societas.distributed.world import ray_world_shards
+from societas.distributed.world_shards import ray_world_shards
 from societas.engine.config import SimulationConfig
 from societas.engine.runstore import RunStore
 from societas.engine.sharded_run import ShardedRun
@@ -129,7 +129,7 @@ def test_a_run_on_world_shards_stops_at_its_budget_and_resumes_on_them(
     ("extra", "message"),
     [
         (["--world-shards", "2"], "--world-shards needs --ray"),
-        (["--ray", "--world-shards", "2", "--shards", "2"], "not both"),
+        (["--ray", "--world-shards", "2", "--model-servers", "2"], "not both"),
     ],
 )
 def test_world_shard_options_that_cannot_work_are_refused(

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from societas.cli.app import app
-from societas.evaluation.calibration import (
+from societas.evaluation.effect_calibration import (
     CalibrationError,
     fit_calibration,
     load_calibration,

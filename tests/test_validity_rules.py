@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from societas.evaluation.calibration import fit_calibration, nested_predictions
+from societas.evaluation.effect_calibration import fit_calibration, nested_predictions
 from societas.evaluation.equivalence import judge_null, tost_power
 from societas.evaluation.validity import scorecard_of
 from societas.evaluation.validity_metrics import (

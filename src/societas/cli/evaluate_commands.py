@@ -20,13 +20,13 @@ from societas.cli.output import (
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
 from societas.engine.run_schema import RunStoreError
-from societas.evaluation.believability import Evaluation, evaluate_run
-from societas.evaluation.believability_ablation import EVALUATION_FOLDER, run_ablations
-from societas.evaluation.believability_facts import EvaluationError, read_run
-from societas.evaluation.believability_judge_choice import choose_judge
-from societas.evaluation.believability_questions import DEFAULT_PER_CATEGORY
-from societas.evaluation.believability_report import evaluation_tables, write_evaluation
-from societas.evaluation.believability_sense import plan_sense_json
+from societas.evaluation.believability.ablation import EVALUATION_FOLDER, run_ablations
+from societas.evaluation.believability.facts import EvaluationError, read_run
+from societas.evaluation.believability.interviews import Evaluation, evaluate_run
+from societas.evaluation.believability.judge_choice import choose_judge
+from societas.evaluation.believability.plan_sense import plan_sense_json
+from societas.evaluation.believability.questions import DEFAULT_PER_CATEGORY
+from societas.evaluation.believability.report import evaluation_tables, write_evaluation
 from societas.llm.client import LLM
 from societas.llm.registry import DEFAULT_MODEL, open_llm
 from societas.llm.types import LanguageModel, LLMError

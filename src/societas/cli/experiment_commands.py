@@ -21,15 +21,15 @@ from societas.cli.output import (
     whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
-from societas.distributed.cli import (
+from societas.distributed.experiments import run_experiment_on_ray
+from societas.distributed.model_workers import ModelPool, SpecModel
+from societas.distributed.ray_options import (
     RayCommand,
     RayOption,
     RayPlacement,
     WorkersOption,
     ray_placement,
 )
-from societas.distributed.experiments import run_experiment_on_ray
-from societas.distributed.pool import ModelPool, SpecModel
 from societas.distributed.replicates import replicate_folder, replicate_spec
 from societas.distributed.session import RayError, ray_session
 from societas.experiments.designs import DesignError

@@ -35,18 +35,18 @@ from societas.cli.output import (
     whole_column,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
-from societas.distributed.cli import (
+from societas.distributed.model_servers import open_served_llm
+from societas.distributed.model_workers import SpecModel
+from societas.distributed.ray_options import (
+    ModelServersOption,
     RayCommand,
     RayOption,
     RayPlacement,
-    ShardsOption,
     WorldShardsOption,
     ray_placement,
 )
-from societas.distributed.pool import SpecModel
 from societas.distributed.session import RayError, ray_session
-from societas.distributed.shards import open_sharded_llm
-from societas.distributed.world import ray_world_shards
+from societas.distributed.world_shards import ray_world_shards
 from societas.durable import write_atomic
 from societas.engine.budget import Budget, BudgetExhausted, BudgetGuard, Spent
 from societas.engine.config import SimulationConfig
@@ -117,13 +117,13 @@ def run(
     max_calls: MaxCallsOption = None,
     max_wall: MaxWallOption = None,
     ray: RayOption = None,
-    shards: ShardsOption = 1,
+    model_servers: ModelServersOption = 1,
     world_shards: WorldShardsOption = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate SCENARIO for HOURS of game time and record the run in OUT."""
     json_mode_for_command(ctx, console, as_json)
-    placement = ray_placement(ray, shards, world_shards)
+    placement = ray_placement(ray, model_servers, world_shards)
     loaded = _load_or_exit(scenario)
     out_dir = out or Path("runs") / f"{_slug(loaded.name)}-seed{seed}"
     config = SimulationConfig(seed=seed)
@@ -258,12 +258,12 @@ def _until(now: datetime, hours: float | None, target: str | None) -> datetime:
 def _open_model(
     model: str, base_url: str | None, endpoints: Path | None, placement: RayPlacement | None
 ) -> AbstractAsyncContextManager[LLM]:
-    """The model in this process, or its backends sharded over Ray (``--ray``)."""
+    """The model in this process, or its backends on Ray model servers (``--ray``)."""
     if placement is None:
         return open_llm(model, base_url=base_url, endpoints=endpoints)
-    return open_sharded_llm(
+    return open_served_llm(
         model,
-        shards=placement.shards,
+        servers=placement.model_servers,
         address=placement.address,
         base_url=base_url,
         endpoints=str(endpoints.resolve()) if endpoints is not None else None,
@@ -396,7 +396,7 @@ def resume(
     max_calls: MaxCallsOption = None,
     max_wall: MaxWallOption = None,
     ray: RayOption = None,
-    shards: ShardsOption = 1,
+    model_servers: ModelServersOption = 1,
     world_shards: WorldShardsOption = 1,
     as_json: JsonOption = False,
 ) -> None:
@@ -406,7 +406,7 @@ def resume(
     A run recorded in one process may go on over world shards, and the other way round.
     """
     json_mode_for_command(ctx, console, as_json)
-    placement = ray_placement(ray, shards, world_shards)
+    placement = ray_placement(ray, model_servers, world_shards)
     scenario = _scenario_of(run_dir)
     budget = Budget(max_tokens, max_calls, max_wall)
     if placement is not None and placement.world_shards > 1:

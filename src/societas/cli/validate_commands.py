@@ -24,17 +24,17 @@ from societas.cli.output import (
     whole_table,
 )
 from societas.cli.server_options import BaseUrlOption, EndpointsOption
-from societas.distributed.cli import (
+from societas.distributed.model_workers import ModelPool, SpecModel
+from societas.distributed.ray_options import (
     RayCommand,
     RayOption,
     RayPlacement,
     WorkersOption,
     ray_placement,
 )
-from societas.distributed.pool import ModelPool, SpecModel
 from societas.distributed.session import RayError, ray_session
 from societas.distributed.validity import run_suite_on_ray
-from societas.evaluation.calibration import CalibrationError, load_calibration
+from societas.evaluation.effect_calibration import CalibrationError, load_calibration
 from societas.evaluation.validity import Scorecard, ValidityError, load_suite, run_suite
 from societas.evaluation.validity_metrics import ValidityDataError, simulated_effect
 from societas.evaluation.validity_report import null_text, write_scorecard

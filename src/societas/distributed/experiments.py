@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from societas.agents.persona import Persona
-from societas.distributed.pool import MapOutcome, ModelPool, ModelSource
+from societas.distributed.model_workers import MapOutcome, ModelPool, ModelSource
 from societas.engine.simulation import Simulation
 from societas.experiments.runner import (
     ExperimentResult,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from societas.distributed.experiments import run_experiment_on_ray
-from societas.distributed.pool import ModelPool
+from societas.distributed.model_workers import ModelPool
 from societas.evaluation.validity import Scorecard, persona_view, score_suite
 from societas.evaluation.validity_metrics import ItemScore, score_spec, simulated_effect
 from societas.experiments.runner import Progress

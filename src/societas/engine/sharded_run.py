@@ -5,7 +5,7 @@ some of the agents); :class:`ShardedRun` steps all shards together and writes wh
 into one run store, the same store a run in one process writes. Shards are reached through
 :class:`ShardHandle`, so the same driver runs shards in this process (:func:`local_shards`,
 used by tests and to check a split before a cluster run) or on Ray actors
-(``societas.distributed.world``).
+(``societas.distributed.world_shards``).
 
 Example (in one process, with any model)::
 

@@ -14,7 +14,7 @@ process would have written. With the same seed and response cache, a sharded run
 same events and state as a run in one process.
 
 :class:`LocalHub` connects shards in one process (tests, and a check before a cluster run);
-``societas.distributed.world`` connects them over Ray.
+``societas.distributed.world_shards`` connects them over Ray.
 
 Examples
 --------

@@ -52,8 +52,8 @@ from societas.engine.snapshots import (
     knowers_from_state,
     simulation_state,
 )
+from societas.llm.endpoint_pool import endpoint_stats
 from societas.llm.meter import CallRecord, Meter
-from societas.llm.pool import endpoint_stats
 from societas.llm.types import LanguageModel, LLMError
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import RetrievalWeights

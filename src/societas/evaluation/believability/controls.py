@@ -16,7 +16,7 @@ clearly above the shuffled control does not measure the run. Scores and gaps are
 category means (as the headline score), with 95% bootstrap intervals over the questions, resampled
 within each category and paired between the real run and the control (the same questions).
 
-The gaps and their intervals are computed by :mod:`.believability_control_stats`.
+The gaps and their intervals are computed by :mod:`.control_stats`.
 """
 
 from __future__ import annotations

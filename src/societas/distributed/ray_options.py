@@ -1,4 +1,6 @@
-"""The ``--ray [ADDRESS]`` option shared by ``run``, ``experiment`` and ``validate``.
+"""The ``--ray [ADDRESS]`` option shared by ``run``, ``experiment`` and ``validate``, and the
+options that say how a command spreads over Ray (``--model-servers``, ``--world-shards``,
+``--workers``).
 
 ``--ray`` alone runs on a local Ray instance; ``--ray ADDRESS`` (or ``--ray=ADDRESS``) joins a
 cluster. A word after ``--ray`` is taken as its address only when it looks like one (it has a
@@ -34,14 +36,14 @@ RayOption = Annotated[
         "that cluster.",
     ),
 ]
-ShardsOption = Annotated[
+ModelServersOption = Annotated[
     int,
     typer.Option(
-        "--shards",
+        "--model-servers",
         min=1,
         max=1024,
-        help="With --ray: model shards (Ray actors, each with its own model); an agent's calls "
-        "always go to the same shard.",
+        help="With --ray: serve the model calls from K Ray actors, each with its own model; the "
+        "town stays in this process and an agent's calls always go to the same server.",
     ),
 ]
 WorldShardsOption = Annotated[
@@ -50,8 +52,9 @@ WorldShardsOption = Annotated[
         "--world-shards",
         min=1,
         max=4096,
-        help="With --ray: split the town's agents over K Ray actors, each stepping the agents of "
-        "one strip of the map with its own model; records the run one process records.",
+        help="With --ray: split the town's agents over K world shards (Ray actors), each stepping "
+        "the agents of one strip of the map with its own model; records the run one process "
+        "records.",
     ),
 ]
 WorkersOption = Annotated[
@@ -67,11 +70,11 @@ WorkersOption = Annotated[
 
 @dataclass(frozen=True)
 class RayPlacement:
-    """Where to run: a Ray address (None: local Ray), how many model shards or workers, and
-    how many shards step the world's agents."""
+    """Where to run: a Ray address (None: local Ray), how many model servers serve the calls of
+    a town kept in this process, and how many world shards step the world's agents."""
 
     address: str | None
-    shards: int = 1
+    model_servers: int = 1
     world_shards: int = 1
 
 
@@ -100,20 +103,23 @@ class RayCommand(TyperCommand):
         return result
 
 
-def ray_placement(ray: str | None, shards: int = 1, world_shards: int = 1) -> RayPlacement | None:
+def ray_placement(
+    ray: str | None, model_servers: int = 1, world_shards: int = 1
+) -> RayPlacement | None:
     """The placement the options ask for (None: no Ray); a bad address exits with a message."""
     if ray is None:
-        if shards != 1:
-            raise typer.BadParameter("--shards needs --ray", param_hint="--shards")
+        if model_servers != 1:
+            raise typer.BadParameter("--model-servers needs --ray", param_hint="--model-servers")
         if world_shards != 1:
             raise typer.BadParameter("--world-shards needs --ray", param_hint="--world-shards")
         return None
-    if shards != 1 and world_shards != 1:
+    if model_servers != 1 and world_shards != 1:
         raise typer.BadParameter(
-            "give --shards or --world-shards, not both (world shards each have their own model)",
+            "give --model-servers or --world-shards, not both (world shards each have their own "
+            "model)",
             param_hint="--world-shards",
         )
     try:
-        return RayPlacement(check_address(ray), shards, world_shards)
+        return RayPlacement(check_address(ray), model_servers, world_shards)
     except RayAddressError as error:
         raise typer.BadParameter(str(error), param_hint=RAY_FLAG) from None

@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from societas.evaluation.believability import GradedItem
-from societas.evaluation.believability_questions import CATEGORIES
+from societas.evaluation.believability.interviews import GradedItem
+from societas.evaluation.believability.questions import CATEGORIES
 
 FloatArray = npt.NDArray[np.float64]
 N_RESAMPLES = 2000

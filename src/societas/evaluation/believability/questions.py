@@ -1,8 +1,8 @@
 """Interview questions in the paper's five categories, generated from a run's ground truth.
 
-Every question is a template filled from :class:`~.believability_facts.AgentFacts` (no model
+Every question is a template filled from :class:`~.facts.AgentFacts` (no model
 call) and carries the facts its answer is graded against and the grader to use: a rule name from
-:mod:`.believability_grading`, or ``"judge"`` with a rubric for the model judge.
+:mod:`.grading`, or ``"judge"`` with a rubric for the model judge.
 
 Categories and their questions, in priority order (``max_per_category`` keeps the first ones):
 
@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from societas.agents.agent import minute_of_day
 from societas.agents.cognition.planning import SLEEPING, PlanBlock
-from societas.evaluation.believability_facts import AgentFacts, RunFacts
-from societas.evaluation.believability_text import clock_phrase
+from societas.evaluation.believability.facts import AgentFacts, RunFacts
+from societas.evaluation.believability.text import clock_phrase
 
 Category = Literal["self_knowledge", "memory", "plans", "reactions", "reflections"]
 CATEGORIES: tuple[Category, ...] = (
@@ -74,7 +74,7 @@ RUBRICS = {"reaction": REACTION_RUBRIC, "recall": RECALL_RUBRIC, "plans": PLANS_
 class Question(BaseModel):
     """One interview question with what a good answer must contain.
 
-    ``grader`` names a rule of :mod:`.believability_grading` or is ``"judge"``; ``expected``
+    ``grader`` names a rule of :mod:`.grading` or is ``"judge"``; ``expected``
     holds the ground-truth facts it needs; ``rubric`` tells the judge what a good answer does.
     """
 

@@ -1,9 +1,9 @@
 """Believability interviews of a finished run (the Generative Agents paper's evaluation).
 
 :func:`evaluate_run` reads a run's ground truth, asks every agent the questions of
-:mod:`.believability_questions` in character (grounded in what the architecture of that run
+:mod:`.questions` in character (grounded in what the architecture of that run
 allows it to know), grades each answer by rule or by the model judge, and returns the graded
-items; :mod:`.believability_stats` aggregates them and :mod:`.believability_report` writes tables
+items; :mod:`.stats` aggregates them and :mod:`.report` writes tables
 and an HTML report.
 
 What an interviewed agent is given follows the run's architecture switches, like everything the
@@ -28,28 +28,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from societas.agents.agent import Agent
 from societas.agents.cognition.interview import answer_in_character
-from societas.evaluation.believability_controls import (
+from societas.evaluation.believability.controls import (
     CONTROLS,
     control_interviewees,
     shuffled_donors,
 )
-from societas.evaluation.believability_facts import RunFacts, read_run
-from societas.evaluation.believability_grading import grade_rule
-from societas.evaluation.believability_judge import judge_answer, judge_score
-from societas.evaluation.believability_judge_calibration import (
+from societas.evaluation.believability.facts import RunFacts, read_run
+from societas.evaluation.believability.grading import grade_rule
+from societas.evaluation.believability.judge import judge_answer, judge_score
+from societas.evaluation.believability.judge_calibration import (
     JudgeReport,
     calibrate_judge,
     judge_caveats,
     load_calibration,
 )
-from societas.evaluation.believability_questions import (
+from societas.evaluation.believability.questions import (
     DEFAULT_PER_CATEGORY,
     JUDGE,
     Category,
     Question,
     generate_questions,
 )
-from societas.evaluation.believability_text import clock_phrase
+from societas.evaluation.believability.text import clock_phrase
 from societas.llm.types import LanguageModel, LLMError
 from societas.memory.retrieval import RetrievalWeights
 
@@ -83,7 +83,7 @@ class GradedItem(BaseModel):
 class Evaluation(BaseModel):
     """Every graded item of one run, with what the run was.
 
-    ``controls`` holds, per negative control of :mod:`.believability_controls`, the same
+    ``controls`` holds, per negative control of :mod:`.controls`, the same
     questions answered by the control's stand-ins and graded the same way; ``control_donors``
     says whose experience each agent answered with in the ``shuffled`` control.
     """
@@ -123,7 +123,7 @@ async def evaluate_run(
     With ``controls``, the same questions also go to each negative control's stand-ins (which
     triples the interview calls; unchanged answers come from the response cache).
     ``judge_report`` says how the judge was chosen and calibrated (see
-    :mod:`.believability_judge_choice`); without one and with ``calibrate``, the judge is
+    :mod:`.judge_choice`); without one and with ``calibrate``, the judge is
     calibrated here. Answers graded by an unfit judge say so in their ``reason``.
     Interviews never change the run (memories are recalled without touching them).
     """

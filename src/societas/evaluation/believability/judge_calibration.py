@@ -34,8 +34,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import stats
 
-from societas.evaluation.believability_judge import judge_answer
-from societas.evaluation.believability_questions import JUDGED_CATEGORIES, RUBRICS
+from societas.evaluation.believability.judge import judge_answer
+from societas.evaluation.believability.questions import JUDGED_CATEGORIES, RUBRICS
 from societas.llm.types import LanguageModel, LLMError
 
 CALIBRATION_FILE = "judge_calibration.yaml"
@@ -82,8 +82,13 @@ def load_calibration(path: str | Path | None = None) -> CalibrationSet:
     Raises :class:`CalibrationError` naming the file and the bad field.
     """
     if path is None:
-        source = resources.files("societas.evaluation").joinpath("data", CALIBRATION_FILE)
-        where, text = f"societas/evaluation/data/{CALIBRATION_FILE}", source.read_text("utf-8")
+        source = resources.files("societas.evaluation.believability").joinpath(
+            "data", CALIBRATION_FILE
+        )
+        where, text = (
+            f"societas/evaluation/believability/data/{CALIBRATION_FILE}",
+            source.read_text("utf-8"),
+        )
     else:
         where, text = str(path), Path(path).read_text(encoding="utf-8")
     try:

@@ -52,7 +52,7 @@ async def judge_answer(
     facts: Sequence[str],
 ) -> JudgeAnswer:
     """Score one answer (purpose ``judge``); raises the model's errors to the caller."""
-    messages = load_prompt("societas.evaluation", "judge_believability").render(
+    messages = load_prompt("societas.evaluation.believability", "judge_believability").render(
         name=name,
         category=category.replace("_", " "),
         facts=bullet_list(list(facts), empty="(none)"),

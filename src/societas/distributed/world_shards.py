@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from societas.distributed.pool import ModelSource, WorkerResources
+from societas.distributed.model_workers import ModelSource, WorkerResources
 from societas.distributed.session import placed, ray_module, ray_result
 from societas.engine.config import SimulationConfig
 from societas.engine.sharded_run import ShardReport, WorldShard, split_scenario

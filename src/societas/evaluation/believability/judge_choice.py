@@ -2,7 +2,7 @@
 
 A model grading its own answers is lenient to itself, so the default judge is another model:
 :func:`choose_judge` calibrates each other installed embedded model (largest first, see
-:mod:`.believability_judge_calibration`) and takes the first fit one. When none is installed or
+:mod:`.judge_calibration`) and takes the first fit one. When none is installed or
 none is fit, the answering model judges itself (if it is fit), else the best-agreeing candidate;
 either way the report says so. An explicit judge is used as given, and calibrated too.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from societas.evaluation.believability_judge_calibration import (
+from societas.evaluation.believability.judge_calibration import (
     CalibrationSet,
     JudgeCalibration,
     JudgeReport,

@@ -6,7 +6,7 @@ hallucination), and a short reason. No rule can be satisfied by echoing the ques
 answer repeats from it are no evidence, a denial ("not mentioned in my memory") is a denial
 wherever it appears, and a description of a person must fit that person's facts better than any
 other person's. Questions without a checkable fact go to the model judge
-(:mod:`.believability_judge`).
+(:mod:`.judge`).
 
 Examples
 --------
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from societas.evaluation.believability_text import (
+from societas.evaluation.believability.text import (
     ages_claimed,
     content_words,
     denies_knowing,
