@@ -154,3 +154,14 @@ async def test_a_detour_without_a_place_is_left_to_a_full_replan() -> None:
     assert reaction.choice == "replan"
     assert reaction.detour == "" and reaction.place is None
     assert "detour" not in reaction.to_record()
+
+
+async def test_a_reason_cut_at_its_cap_or_drifting_script_reads_as_whole_words() -> None:
+    cut = "I must file my candidacy papers with Mei Chen at the Town Hall office on Mond"
+    cut = cut + "a" * (80 - len(cut))  # the grammar stopped it at 80 characters, mid-word
+    reaction = await react(ScriptedLLM(lambda call: answer("talk", "Bo Lin", why=cut)), [BO])
+    assert reaction.reason == "I must file my candidacy papers with Mei Chen at the Town Hall office"
+    drifted = await react(
+        ScriptedLLM(lambda call: answer("talk", "Bo Lin", why="it is a good时机 to ask")), [BO]
+    )
+    assert drifted.reason == "it is a good to ask"

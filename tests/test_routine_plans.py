@@ -89,6 +89,17 @@ def test_the_routine_day_keeps_every_rule() -> None:
     assert usual[0].start == 6 * 60 and usual[-1].end == 22 * 60
 
 
+def test_free_time_after_the_early_morning_is_spent_in_the_living_room() -> None:
+    usual = routine_day(ROUTINE, "Alvarez House:bedroom")
+    places = {b.activity: b.place for b in usual}
+    assert places["early morning at home"] == "Alvarez House:bedroom"
+    assert places["evening at home"] == "Alvarez House:living room"
+    assert places["night at home"] == "Alvarez House:living room"
+    # A home with no living room among the meal places keeps everything where the agent sleeps.
+    elsewhere = routine_day(ROUTINE, "Finch Cottage:bedroom")
+    assert {b.place for b in elsewhere if "at home" in b.activity} == {"Finch Cottage:bedroom"}
+
+
 def test_dinner_at_seven_in_the_morning_is_a_meal_at_an_odd_time() -> None:
     plan = with_slot(block("07:00", "08:00", "dinner"))
     assert "meal_time" in rules(plan)

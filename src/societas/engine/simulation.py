@@ -70,7 +70,7 @@ class Simulation:
     --------
     >>> import asyncio
     >>> from societas.llm.registry import open_llm
-    >>> from societas.world.scenario import load_scenario
+    >>> from societas.scenarios.scenario import load_scenario
     >>> async def one_hour() -> Simulation:
     ...     async with open_llm("fake:demo", use_cache=False) as llm:
     ...         sim = await Simulation.start(load_scenario("duo"), "runs/duo", llm)

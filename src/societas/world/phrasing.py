@@ -151,6 +151,21 @@ def whole_words(text: str, limit: int) -> str:
     return " ".join(words).rstrip(" ,;:-")
 
 
+def capped_words(text: str, cap: int) -> str:
+    """A model's short free text read right: in one script, and, when it filled its whole
+    ``cap`` of characters (the answer's grammar stopped it, likely mid-word), ended at its last
+    whole word instead.
+
+    >>> capped_words("file my papers at the Town Hall on Mon", 38)
+    'file my papers at the Town Hall'
+    >>> capped_words("it is a good时机", 80)
+    'it is a good'
+    """
+    line = " ".join(text.split())
+    limit = cap - 1 if len(line) >= cap else cap
+    return whole_words(one_script(line), limit)
+
+
 def _script(char: str) -> str | None:
     """The script of a letter ("LATIN", "CJK", "CYRILLIC"...); None for non-letters."""
     if not char.isalpha():

@@ -33,7 +33,7 @@ from societas.agents.cognition.schemas import (
 )
 from societas.agents.persona import Persona
 from societas.llm.types import LanguageModel, SamplingParams
-from societas.world.phrasing import one_script, whole_words
+from societas.world.phrasing import capped_words
 from societas.world.routine import Routine
 
 DECIDE_MAX_TOKENS = 60
@@ -112,7 +112,7 @@ async def decide_commitment(
         max_tokens=DECIDE_MAX_TOKENS,
         params=params,
     )
-    return Decision(go=answer.go == "yes", why=whole_words(one_script(answer.why), WHY_CHARS))
+    return Decision(go=answer.go == "yes", why=capped_words(answer.why, WHY_CHARS))
 
 
 def _instead(commitment: Commitment, routine: Routine | None, home: str) -> str:

@@ -17,12 +17,13 @@ violating slots (:func:`fall_back`).
 
 >>> from societas.world.routine import Routine
 >>> routine = Routine.model_validate({"wake": "07:00", "sleep": "22:00",
-...     "meals": [{"meal": "dinner", "time": "19:00", "place": "home:kitchen"}]})
+...     "meals": [{"meal": "dinner", "time": "19:00", "place": "home:living room"}]})
 >>> [b.line() for b in routine_day(routine, "home:bed")]  # doctest: +NORMALIZE_WHITESPACE
-['07:00-09:00 early morning at home @ home:bed', '09:00-12:00 morning at home @ home:bed',
- '12:00-14:30 early afternoon at home @ home:bed', '14:30-17:00 late afternoon at home @ home:bed',
- '17:00-19:00 evening at home @ home:bed', '19:00-20:00 dinner @ home:kitchen',
- '20:00-22:00 night at home @ home:bed']
+['07:00-09:00 early morning at home @ home:bed', '09:00-12:00 morning at home @ home:living room',
+ '12:00-14:30 early afternoon at home @ home:living room',
+ '14:30-17:00 late afternoon at home @ home:living room',
+ '17:00-19:00 evening at home @ home:living room', '19:00-20:00 dinner @ home:living room',
+ '20:00-22:00 night at home @ home:living room']
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ FREE_PERIODS: tuple[tuple[int, str], ...] = (
     (17 * 60, "evening at home"),
     (20 * 60, "night at home"),
 )
+# Rooms of a home where waking free time is spent (the bedroom keeps sleep and the early morning).
+_SITTING_ROOM_WORDS = ("living", "sitting", "lounge", "main room", "family room")
 # Words of area names that say nothing about which place is meant.
 _GENERIC_PLACE_WORDS = frozenset({"house", "home", "flat", "cottage", "street", "lane", "road"})
 _MEAL_WORDS = {
@@ -107,19 +110,40 @@ def routine_day(routine: Routine, home: str) -> tuple[PlanBlock, ...]:
             drafts.append(Draft(cursor, end, WORK, routine.work.place))
     drafts += [Draft(start, end, meal.meal, meal.place) for start, end, meal in meals]
     blocks = normalise_schedule(drafts, start=wake, end=sleep, home=home)
-    return tuple(piece for block in blocks for piece in _free_pieces(block))
+    sitting = sitting_room(routine, home)
+    return tuple(piece for block in blocks for piece in _free_pieces(block, sitting))
 
 
-def _free_pieces(block: PlanBlock) -> list[PlanBlock]:
-    """Free time at home split at the period boundaries and named after its period."""
+def sitting_room(routine: Routine, home: str) -> str:
+    """Where the agent spends waking free time at home: the home's living room (found among the
+    routine's meal places at home) when it has one, else ``home``.
+
+    >>> routine = Routine.model_validate({"wake": "07:00", "sleep": "22:00", "meals": [
+    ...     {"meal": "dinner", "time": "19:00", "place": "Home:living room"}]})
+    >>> sitting_room(routine, "Home:bedroom"), sitting_room(routine, "Flat:bedroom")
+    ('Home:living room', 'Flat:bedroom')
+    """
+    area = home.split(":", 1)[0]
+    for meal in routine.meals:
+        place_area, _, room = meal.place.partition(":")
+        if place_area == area and any(word in room.lower() for word in _SITTING_ROOM_WORDS):
+            return meal.place
+    return home
+
+
+def _free_pieces(block: PlanBlock, sitting: str) -> list[PlanBlock]:
+    """Free time at home split at the period boundaries and named after its period; the early
+    morning stays where the agent woke, later pieces go to the sitting room."""
     if block.activity != FREE_TIME:
         return [block]
     pieces: list[PlanBlock] = []
     cuts = [start for start, _ in FREE_PERIODS if block.start < start < block.end]
     bounds = [block.start, *cuts, block.end]
     for start, end in pairwise(bounds):
-        name = [label for begin, label in FREE_PERIODS if begin <= start][-1]
-        pieces.append(block.model_copy(update={"start": start, "end": end, "activity": name}))
+        index = max(i for i, (begin, _) in enumerate(FREE_PERIODS) if begin <= start)
+        place = block.place if index == 0 else sitting
+        update = {"start": start, "end": end, "activity": FREE_PERIODS[index][1], "place": place}
+        pieces.append(block.model_copy(update=update))
     return pieces
 
 

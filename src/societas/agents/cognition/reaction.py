@@ -39,10 +39,13 @@ from societas.agents.cognition.schemas import (
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
+from societas.world.phrasing import capped_words
 
 Choice = Literal["continue", "talk", "replan"]
 CHOICES: tuple[Choice, ...] = ("continue", "talk", "replan")
 REACT_MAX_TOKENS = 110
+WHY_CHARS = 80
+ACT_CHARS = 50
 MEMORIES_PER_AGENT = 4
 DETOUR_MINUTES = (15, 120)
 
@@ -90,10 +93,10 @@ class Reaction(BaseModel):
 class ReactionAnswer(BaseModel):
     """The answer of ``react.yaml`` (``do`` and ``who`` are narrowed at call time)."""
 
-    why: str = Field(max_length=80)
+    why: str = Field(max_length=WHY_CHARS)
     do: str
     who: str
-    act: str = Field(max_length=50)
+    act: str = Field(max_length=ACT_CHARS)
     at: str
     mins: int = Field(ge=DETOUR_MINUTES[0], le=DETOUR_MINUTES[1])
 
@@ -160,12 +163,12 @@ def _settle(answer: ReactionAnswer, names: tuple[str, ...]) -> Reaction:
             target = names[0]
         else:
             choice = "continue"
-    detour = model_text(answer.act) if choice == "replan" else ""
+    detour = model_text(capped_words(answer.act, ACT_CHARS)) if choice == "replan" else ""
     place = choice_or_none(answer.at) if detour else None
     return Reaction(
         choice=choice,
         target=target,
-        reason=model_text(answer.why),
+        reason=model_text(capped_words(answer.why, WHY_CHARS)),
         detour=detour if place else "",
         place=place,
         **({"minutes": answer.mins} if place else {}),
