@@ -269,6 +269,12 @@ class MemoryStream:
             embedding=_read_only(self._embeddings[row].copy()),
         )
 
+    def kind_and_importance(self, memory_id: int) -> tuple[MemoryKind, float]:
+        """The kind and importance of a record, without copying the rest of it (a run records
+        every new memory as an event, and :meth:`by_id` also builds dates and a vector copy)."""
+        row = self._checked_id(memory_id)
+        return MemoryKind(int(self._kind[row])), float(self._importance[row])
+
     def texts(self, ids: Iterable[int]) -> list[str]:
         """The texts of these records, in the order given."""
         return [self._texts[self._checked_id(i)] for i in ids]
