@@ -193,6 +193,8 @@ class MemoryStream:
 
     def _depths_for(self, codes: npt.NDArray[np.int8], cited: list[tuple[int, ...]]) -> list[int]:
         """Depth of each new record; reflections sit one above the deepest record they cite."""
+        if not any(cited) and not (codes == MemoryKind.REFLECTION).any():
+            return [0] * len(codes)  # most batches: observations citing nothing
         depths: list[int] = []
         for offset, (code, ids) in enumerate(zip(codes, cited, strict=True)):
             new_id = self._size + offset
