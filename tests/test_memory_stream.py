@@ -71,6 +71,10 @@ def test_add_many_broadcasts_and_evidence_may_cite_the_same_batch() -> None:
     assert stream.by_id(2).evidence == (0, 1)
     assert stream.by_id(2).depth == 1
     assert stream.texts([2, 0]) == ["animals are around", "a cat sleeps"]
+    assert stream.kind_and_importance(2) == (MemoryKind.REFLECTION, 5.0)
+    assert stream.kind_and_importance(0) == (stream.by_id(0).kind, stream.by_id(0).importance)
+    with pytest.raises(KeyError, match="no memory with id 3"):
+        stream.kind_and_importance(3)
 
 
 def test_reflection_depth_is_one_above_its_deepest_evidence() -> None:

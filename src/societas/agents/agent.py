@@ -117,16 +117,16 @@ class Agent:
 
     def _record_memory(self, memory_id: int) -> None:
         """Queue the run store's ``memory`` event for a stored record."""
-        record = self.memory.by_id(memory_id)
+        kind, importance = self.memory.kind_and_importance(memory_id)
         self.outbox.append(
             (
                 "memory",
                 {
                     "id": memory_id,
-                    "memory_kind": record.kind.label,
-                    "text": record.text,
-                    "importance": int(record.importance),
-                    "evidence": list(record.evidence),
+                    "memory_kind": kind.label,
+                    "text": self.memory.texts([memory_id])[0],
+                    "importance": int(importance),
+                    "evidence": list(self.memory.evidence_of(memory_id)),
                 },
             )
         )

@@ -20,25 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from societas.agents.agent import Agent
+from societas.engine.place_mentions import HouseholdMentions
 from societas.world.state import World
 
-_INVITED = re.compile(
-    r"\b(invited me|invites me|asked me over|come over|came over|drop by|stop by"
-    r"|at (?:his|her|their) (?:place|house|home))",
-    re.IGNORECASE,
-)
 _PRIVATE_ROOM = re.compile(r"bedroom|'s room|bathroom", re.IGNORECASE)
-
-
-def _brings_up(memory: str, area: str, names: Sequence[str]) -> bool:
-    if area.lower() in memory.lower():
-        return True
-    named = [n for n in names if re.search(rf"\b{re.escape(n)}\b", memory)]
-    if not named:
-        return False
-    if _INVITED.search(memory):
-        return True
-    return any(re.search(rf"\bvisit\w*\s+{re.escape(n)}\b", memory) for n in named)
 
 
 class PlaceChoices:
@@ -61,6 +46,11 @@ class PlaceChoices:
         for name, home in sorted(homes.items()):
             self.residents.setdefault(world.places.area_of(home), []).append(name)
         self.public = [p for p in self.rooms if world.places.area_of(p) not in self.residents]
+        self._mentions = HouseholdMentions(self.residents)
+        self._shared_rooms = {  # what a visitor may plan for: never a bedroom
+            area: [r for r in self.rooms_of_area.get(area, []) if not _PRIVATE_ROOM.search(r)]
+            for area in self.residents
+        }
         self._nearby: dict[str, list[str]] = {}  # public rooms near each home
         self._area_boxes: npt.NDArray[np.float64] | None = None
 
@@ -107,14 +97,9 @@ class PlaceChoices:
         whom it means to visit ("Harold invited me over", "visit Mei"); inviting someone
         elsewhere is no reason to go to their home."""
         found: set[str] = set()
-        for area, people in self.residents.items():
-            if area == own_area:
-                continue
-            names = [part for person in people for part in (person, person.split()[0])]
-            if any(_brings_up(memory, area, names) for memory in memories):
-                found.update(
-                    r for r in self.rooms_of_area.get(area, []) if not _PRIVATE_ROOM.search(r)
-                )
+        for area in self._mentions.brought_up(memories):
+            if area != own_area:
+                found.update(self._shared_rooms[area])
         return found
 
     def _public_near(self, home: str) -> list[str]:

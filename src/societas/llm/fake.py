@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
 from societas.llm.affinity import current_affinity
 from societas.llm.narrowing import AnswerSchema, json_schema_of
@@ -201,6 +202,7 @@ class ScriptedLLM:
 
 _WORD = re.compile(r"[a-z0-9']+")
 _MAX_REMEMBERED_WORDS = 200_000
+_MAX_REMEMBERED_TEXTS = 100_000
 
 
 @dataclass
@@ -212,11 +214,35 @@ class HashEmbedder:
     # Word -> column; a town's vocabulary is small, and hashing every word of every memory again
     # was most of a replayed run's embedding time.
     _columns: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Text -> its vector: a run embeds the same observations and queries over and over (a real
+    # run's embedding cache does the same for a real model).
+    _rows: dict[str, npt.NDArray[np.float32]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     async def embed(self, texts: Sequence[str], *, is_query: bool = False) -> FloatMatrix:
         return self.embed_sync(texts)
 
     def embed_sync(self, texts: Sequence[str]) -> FloatMatrix:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        rows = self._rows
+        fresh: dict[str, list[int]] = {}  # text -> where it goes in ``out``
+        for row, text in enumerate(texts):
+            known = rows.get(text)
+            if known is None:
+                fresh.setdefault(text, []).append(row)
+            else:
+                out[row] = known
+        if fresh:
+            vectors = self._vectors(list(fresh))
+            if len(rows) + len(fresh) > _MAX_REMEMBERED_TEXTS:
+                rows.clear()
+            for vector, (text, places) in zip(vectors, fresh.items(), strict=True):
+                out[places] = vector
+                rows[text] = vector
+        return out
+
+    def _vectors(self, texts: Sequence[str]) -> FloatMatrix:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         columns = self._columns
         for row, text in enumerate(texts):

@@ -193,6 +193,8 @@ class MemoryStream:
 
     def _depths_for(self, codes: npt.NDArray[np.int8], cited: list[tuple[int, ...]]) -> list[int]:
         """Depth of each new record; reflections sit one above the deepest record they cite."""
+        if not any(cited) and not (codes == MemoryKind.REFLECTION).any():
+            return [0] * len(codes)  # most batches: observations citing nothing
         depths: list[int] = []
         for offset, (code, ids) in enumerate(zip(codes, cited, strict=True)):
             new_id = self._size + offset
@@ -268,6 +270,12 @@ class MemoryStream:
             depth=int(self._depth[row]),
             embedding=_read_only(self._embeddings[row].copy()),
         )
+
+    def kind_and_importance(self, memory_id: int) -> tuple[MemoryKind, float]:
+        """The kind and importance of a record, without copying the rest of it (a run records
+        every new memory as an event, and :meth:`by_id` also builds dates and a vector copy)."""
+        row = self._checked_id(memory_id)
+        return MemoryKind(int(self._kind[row])), float(self._importance[row])
 
     def texts(self, ids: Iterable[int]) -> list[str]:
         """The texts of these records, in the order given."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 
 def _words(text: str) -> list[str]:
@@ -194,8 +195,22 @@ def one_script(text: str, script: str = "LATIN") -> str:
 def rooms_named(text: str, rooms: list[str]) -> list[str]:
     """The room names of ``rooms`` (the part after the last colon) that ``text`` mentions."""
     lowered = f" {text.lower()} "
-    names = {room.rsplit(":", 1)[-1].lower() for room in rooms}
-    return sorted(name for name in names if re.search(rf"\b{re.escape(name)}\b", lowered))
+    return sorted(
+        name
+        for name in _room_names(tuple(rooms))
+        if name in lowered and _whole_word(name).search(lowered)  # `in`: a cheap first sieve
+    )
+
+
+# Every step of a plan is checked against its agent's rooms, the same few lists again and again.
+@lru_cache(maxsize=4096)
+def _room_names(rooms: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(room.rsplit(":", 1)[-1].lower() for room in rooms)
+
+
+@lru_cache(maxsize=4096)
+def _whole_word(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(name)}\b")
 
 
 def without_other_rooms(text: str, here: str, rooms: list[str]) -> str:
