@@ -6,10 +6,9 @@ import random
 import re
 from collections.abc import Sequence
 
-from societas.world.gridtown import grid_town
-from societas.world.scenario import load_scenario
-
 from societas.engine.place_mentions import HouseholdMentions, SubstringIndex
+from societas.scenarios.gridtown import grid_town
+from societas.scenarios.scenario import load_scenario
 
 _INVITED = re.compile(
     r"\b(invited me|invites me|asked me over|come over|came over|drop by|stop by"
