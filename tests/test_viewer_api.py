@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from societas.engine.events import Event
 from societas.engine.run_reader import RunReader
 from societas.engine.run_schema import EVENTS_BY_AGENT, EVENTS_BY_KIND
 from societas.engine.runstore import RunStore
+from societas.measurement.town_summary import summarise_town
+from societas.scenarios.scenario import load_scenario
 from societas.viewer import timeline
 from societas.viewer.agent_view import current_block, minute_of_day
 from societas.viewer.app import create_app
@@ -439,30 +442,115 @@ def test_agent_endpoints_reject_bad_requests(client: TestClient, path: str) -> N
 # ------------------------------------------------------------------ town panel
 
 
-def test_diffusion_counts_distinct_hearers_over_time(own_run: Path, last: int) -> None:
-    # The scripted model's lines name no news item, so the recorded run spread none: the news
-    # is passed on here as the engine records it (``news_heard``, one event per new hearer).
-    client = TestClient(create_app(own_run))
-    assert client.get("/api/town/diffusion").json()["items"] == []
-    heard = [(last, TOMAS, "rosa_council"), (last + 1, "Mei Chen", "rosa_council")]
-    heard += [(last + 1, "Mateo Alvarez", "lena_party"), (last + 2, "Harold Finch", "rosa_council")]
-    for step, hearer, news in heard:
-        data = {
-            "news_id": news,
-            "source": ROSA,
-            "conversation_id": f"{step}:x",
-            "source_knew": True,
-        }
-        append(own_run, step, "news_heard", hearer, data)
+def say(step: int, speaker: str, listener: str, text: str) -> list[Event]:
+    """A two-person conversation at ``step`` in which ``speaker`` says ``text``, as recorded."""
+    talk = f"{step}:{speaker}:{listener}"
+    return [
+        Event(
+            step=step,
+            time=at(step),
+            kind="conversation",
+            agent=speaker,
+            data={"id": talk, "participants": [speaker, listener], "place": "park", "summary": ""},
+        ),
+        Event(
+            step=step,
+            time=at(step),
+            kind="utterance",
+            agent=speaker,
+            data={
+                "conversation_id": talk,
+                "speaker": speaker,
+                "listeners": [listener],
+                "text": text,
+            },
+        ),
+    ]
+
+
+def commit(run_dir: Path, step: int, events: list[Event]) -> None:
+    with RunStore.open(run_dir) as store:
+        store.commit_step(step, at(step), events)
+
+
+def test_diffusion_starts_from_the_scenarios_initial_knowers(client: TestClient) -> None:
+    # The scripted model's lines name no news item: only the initial knowers know.
+    body = client.get("/api/town/diffusion").json()
+    assert body["population"] == AGENTS and body["unavailable"] is None
+    assert [(i["news_id"], i["initial"], i["heard"], i["points"]) for i in body["items"]] == [
+        ("rosa_council", 2, 2, [[0, 2]]),
+        ("lena_party", 3, 3, [[0, 3]]),
+    ]
+    # Labelled by the scenario's descriptions.
+    assert body["items"][0]["label"].startswith("Rosa Alvarez is running for the town council")
+
+
+def test_diffusion_counts_a_listener_only_when_the_speaker_knew(own_run: Path, last: int) -> None:
+    harold, mei, jonah = "Harold Finch", "Mei Chen", "Jonah Reed"
+    # Harold never knew: his mention passes nothing on to Mei, and the engine's trace of it
+    # (which trusts whoever it let learn) is not the summary's figure either.
+    commit(own_run, last + 1, say(last + 1, harold, mei, "Is Rosa running for the council?"))
+    heard = {"news_id": "rosa_council", "source": harold, "source_knew": True}
+    append(own_run, last + 1, "news_heard", mei, heard)
+    # Rosa knew from the start: Jonah hears it from her, then Mei from Jonah.
+    commit(own_run, last + 2, say(last + 2, ROSA, jonah, "Vote Rosa: my council campaign!"))
+    commit(own_run, last + 3, say(last + 3, jonah, mei, "Rosa is a council candidate now."))
     client = TestClient(create_app(own_run))
     body = client.get("/api/town/diffusion").json()
-    assert body["population"] == AGENTS
-    assert [(i["news_id"], i["heard"], i["points"]) for i in body["items"]] == [
-        ("rosa_council", 3, [[last, 1], [last + 1, 2], [last + 2, 3]]),
-        ("lena_party", 1, [[last + 1, 1]]),
-    ]
-    before = client.get("/api/town/diffusion", params={"step": last + 1}).json()
-    assert [i["heard"] for i in before["items"]] == [2, 1]
+    rosa = body["items"][0]
+    assert rosa["news_id"] == "rosa_council" and rosa["method"] == "keywords"
+    assert rosa["points"] == [[0, 2], [last + 2, 3], [last + 3, 4]]
+    before = client.get("/api/town/diffusion", params={"step": last + 2}).json()
+    assert before["items"][0]["heard"] == 3
+    # The summary's keyword spread of the same run counts the same people.
+    with RunStore.open(own_run, readonly=True) as store:
+        summary = summarise_town(store, load_scenario(own_run / "scenario.yaml"))
+    figures = {figure.news_id: figure for figure in summary.graded_news}
+    assert {i["news_id"]: i["heard"] for i in body["items"]} == {
+        news_id: len(figure.keyword_knowers) for news_id, figure in figures.items()
+    }
+    assert figures["rosa_council"].keyword_knowers == sorted([ROSA, TOMAS, jonah, mei])
+
+
+def test_an_item_without_a_graded_question_follows_the_engines_trace_from_knowers(
+    own_run: Path, last: int
+) -> None:
+    # Without a question and facts, the summary traces lena_party by the engine's news_heard.
+    copy = own_run / "scenario.yaml"
+    scenario = yaml.safe_load(copy.read_text(encoding="utf-8"))
+    (party,) = [news for news in scenario["news"] if news["id"] == "lena_party"]
+    del party["question"], party["facts"]
+    copy.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
+    harold, mei = "Harold Finch", "Mei Chen"
+    # Harold was never told, whatever the engine's flag says: Mei does not learn it from him.
+    for step, hearer, source in [(last + 1, mei, harold), (last + 2, harold, "Lena Okafor")]:
+        heard = {"news_id": "lena_party", "source": source, "source_knew": True}
+        append(own_run, step, "news_heard", hearer, heard | {"conversation_id": f"{step}:x"})
+    body = TestClient(create_app(own_run)).get("/api/town/diffusion").json()
+    party_item = body["items"][1]
+    assert party_item["method"] == "news_heard"
+    assert party_item["points"] == [[0, 3], [last + 2, 4]]
+    with RunStore.open(own_run, readonly=True) as store:
+        summary = summarise_town(store, load_scenario(copy))
+    (figure,) = [news for news in summary.news if news.news_id == "lena_party"]
+    assert figure.final_count == party_item["heard"] == 4
+
+
+def test_a_run_without_its_scenario_copy_shows_no_diffusion(own_run: Path) -> None:
+    (own_run / "scenario.yaml").unlink()
+    client = TestClient(create_app(own_run))
+    body = client.get("/api/town/diffusion").json()
+    assert body["items"] == [] and body["population"] == AGENTS
+    assert "scenario.yaml" in body["unavailable"]
+    assert client.get("/api/town/usage").json()["totals"]["calls"] > 0
+
+
+def test_a_broken_scenario_copy_is_named_not_guessed_around(own_run: Path) -> None:
+    (own_run / "scenario.yaml").write_text("name: Alder Creek\nagents: 3\n", encoding="utf-8")
+    body = TestClient(create_app(own_run)).get("/api/town/diffusion").json()
+    assert body["items"] == []
+    assert body["unavailable"].startswith("scenario.yaml cannot be used:")
+    assert "agents" in body["unavailable"]
 
 
 def test_network_edges_count_conversations_per_pair(client: TestClient, run_dir: Path) -> None:
@@ -479,30 +567,46 @@ def test_network_edges_count_conversations_per_pair(client: TestClient, run_dir:
 
 def test_usage_totals_match_the_llm_calls(client: TestClient, run_dir: Path, last: int) -> None:
     body = client.get("/api/town/usage").json()
-    calls, prompt, completion = rows(
+    language = "FROM events WHERE kind = 'llm_call' AND json_extract(data, '$.purpose') != 'embed'"
+    calls, prompt, completion, reused = rows(
         run_dir,
         "SELECT COUNT(*), SUM(json_extract(data, '$.prompt_tokens')), "
-        "SUM(json_extract(data, '$.completion_tokens')) FROM events WHERE kind = 'llm_call'",
+        "SUM(json_extract(data, '$.completion_tokens')), "
+        f"COALESCE(SUM(json_extract(data, '$.reused_prompt_tokens')), 0) {language}",
     )[0]
+    # The totals count language-model calls; embedding requests are counted apart.
     assert body["totals"]["calls"] == calls
     assert body["totals"]["tokens"] == prompt + completion
-    (reused,) = rows(
-        run_dir,
-        "SELECT COALESCE(SUM(json_extract(data, '$.reused_prompt_tokens')), 0) FROM events "
-        "WHERE kind = 'llm_call'",
-    )[0]
     assert body["totals"]["reused_prompt_tokens"] == reused
     share = body["totals"]["reuse_share"]
     assert share == (pytest.approx(reused / prompt, abs=1e-4) if prompt else None)
-    hours = (last + 1) * 10 / 60
+    ((embeds,),) = rows(
+        run_dir,
+        "SELECT COUNT(*) FROM events WHERE kind = 'llm_call' "
+        "AND json_extract(data, '$.purpose') = 'embed'",
+    )
+    assert embeds > 0 and body["totals"]["embedding_requests"] == embeds
+    hours = last * 10 / 60  # from the start to the time of the last step, as the summary counts
     assert body["game_hours"] == pytest.approx(hours, abs=1e-3)
     assert body["per_agent_hour"]["calls"] == pytest.approx(calls / (hours * AGENTS), abs=1e-3)
-    assert {p["purpose"] for p in body["purposes"]} >= {
-        "plan",
-        "decompose",
-        "react",
-        "converse_line",
+    purposes = {p["purpose"]: p["calls"] for p in body["purposes"]}
+    assert purposes.keys() >= {"plan", "decompose", "react", "converse_line", "embed"}
+    assert purposes["embed"] == embeds
+
+
+def test_usage_per_agent_hour_is_the_summarys(client: TestClient, run_dir: Path) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["usage"]
+    body = client.get("/api/town/usage").json()
+    assert body["per_agent_hour"] == {
+        "calls": summary["calls_per_agent_hour"],
+        "tokens": summary["tokens_per_agent_hour"],
     }
+    assert body["totals"]["calls"] == summary["total"]["calls"]
+    assert body["totals"]["tokens"] == summary["total"]["total_tokens"]
+    assert body["totals"]["embedding_requests"] == summary["embeddings"]["calls"]
+    # At step 0 no game time has passed: no rate rather than a made-up one.
+    first = client.get("/api/town/usage", params={"step": 0}).json()
+    assert first["per_agent_hour"] == {"calls": None, "tokens": None}
 
 
 @pytest.mark.parametrize("path", ["/api/town/diffusion", "/api/town/network", "/api/town/usage"])

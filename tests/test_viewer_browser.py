@@ -149,11 +149,12 @@ def test_replay_a_recorded_run(page: Any, recorded_town: Path, tmp_path: Path) -
     with RunStore.open(run_dir) as store:
         last = store.last_step()
         assert last is not None and last > 20
-        # The scripted model's lines name no news item: news reaches two people at the end, as
-        # the engine records it, so that the diffusion chart has a line to draw.
-        for hearer in ("Mei Chen", "Harold Finch"):
-            news = {"news_id": "rosa_council", "source": "Rosa Alvarez", "source_knew": True}
-            record(store, last, "news_heard", hearer, news | {"conversation_id": "x"})
+        # The scripted model's lines name no news item: at the end Rosa (who knows from the
+        # start) tells Mei of her campaign, so that the diffusion chart has a line that rises.
+        talk = {"id": "x", "participants": ["Rosa Alvarez", "Mei Chen"], "place": "park"}
+        record(store, last, "conversation", "Rosa Alvarez", talk | {"summary": ""})
+        line = {"conversation_id": "x", "speaker": "Rosa Alvarez", "listeners": ["Mei Chen"]}
+        record(store, last, "utterance", "Rosa Alvarez", line | {"text": "My council campaign!"})
         memories = [
             stored.event.data["text"]
             for stored in store.iter_events(kinds="memory", agent="Mateo Alvarez", to_step=18)
@@ -218,7 +219,8 @@ def test_replay_a_recorded_run(page: Any, recorded_town: Path, tmp_path: Path) -
         # calls and tokens per agent-hour, calls, tokens, and the share of the prompt reused
         wait_for(page, "document.querySelectorAll('#tab-town .figure').length === 5")
         wait_for(page, "document.querySelectorAll('#tab-town .legend li:not(.muted)').length > 0")
-        assert "rosa_council" in page.locator("#tab-town .legend").inner_text()
+        legend = page.locator("#tab-town .legend").inner_text()
+        assert "running for the town council" in legend and "2/8 by now" in legend
         assert "agent-hour" in page.locator("#tab-town .usage").inner_text()
         assert "prompt reused" in page.locator("#tab-town .usage").inner_text()
 

@@ -104,7 +104,8 @@ def heard_news_diffusion(
     each agent at its first event.
 
     With ``from_knowers_only`` (the run summary), an event whose source did not know the item by
-    this measure passes nothing on; without it (the viewer's timeline), every event counts.
+    this measure passes nothing on; without it (what the coherence audit asks), every event
+    counts.
     """
     spread = _Spread(agents, start, initial_knowers)
     for event in events:

@@ -317,7 +317,9 @@ def conversations(
 def town_diffusion(ctx: Ctx, step: StepQuery = None) -> Response:
     """How many agents had heard each news item, over steps."""
     at = ctx.step_or_last(step)
-    return ctx.cached_json(("diffusion", at), at, lambda: diffusion(ctx.conn, ctx.meta, at))
+    return ctx.cached_json(
+        ("diffusion", at), at, lambda: diffusion(ctx.conn, ctx.meta, at, ctx.reader.scenario())
+    )
 
 
 @router.get("/api/town/network")
@@ -331,7 +333,9 @@ def town_network(ctx: Ctx, step: StepQuery = None) -> Response:
 def town_usage(ctx: Ctx, step: StepQuery = None) -> Response:
     """Model calls and tokens up to a step, in total, per purpose and per agent-hour."""
     at = ctx.step_or_last(step)
-    return ctx.cached_json(("usage", at), at, lambda: usage(ctx.conn, ctx.meta, at))
+    return ctx.cached_json(
+        ("usage", at), at, lambda: usage(ctx.conn, ctx.meta, at, ctx.reader.scenario())
+    )
 
 
 @router.get("/api/live")

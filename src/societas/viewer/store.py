@@ -1,4 +1,5 @@
-"""Read-only access to a run directory for the viewer: ``run.sqlite`` and ``summary.json``.
+"""Read-only access to a run directory for the viewer: ``run.sqlite``, ``summary.json`` and the
+scenario copy (``scenario.yaml``).
 
 The viewer never writes. It reads the run store through the engine's read-only
 :class:`~societas.engine.run_reader.RunReader` (which checks the layout that
@@ -22,6 +23,7 @@ from typing import Any
 
 from societas.engine.run_reader import RunReader
 from societas.engine.run_schema import LAST_STEP_KEY, RunStoreError
+from societas.viewer.run_scenario import RunScenario, read_run_scenario
 
 SUMMARY_NAME = "summary.json"
 MAX_SUMMARY_BYTES = 8 * 1024 * 1024
@@ -144,6 +146,7 @@ class RunView:
         except RunStoreError as exc:
             raise RunNotFoundError(str(exc)) from exc
         self._meta: RunMeta | None = None
+        self._scenario: RunScenario | None = None
         self._lock = threading.Lock()
 
     @contextmanager
@@ -179,6 +182,13 @@ class RunView:
             with self._lock:
                 self._meta = meta
         return meta
+
+    def scenario(self) -> RunScenario:
+        """The run's scenario copy (written before its store, so it never changes), read once."""
+        with self._lock:
+            if self._scenario is None:
+                self._scenario = read_run_scenario(self.run_dir)
+            return self._scenario
 
     def progress(self, conn: sqlite3.Connection) -> Progress:
         """Status, last step and last event id, read fresh every time."""

@@ -112,14 +112,15 @@ export class TownPanel {
     if (!data || !this.visible) return;
     drawDiffusion(this.diffusionCanvas, data, { lastStep: this.lastStep, cursor: this.step, label: (s) => this.label(s) });
     if (!data.items.length) {
-      this.legend.replaceChildren(el('li', { class: 'muted', text: 'No news has spread yet.' }));
+      // A run without its scenario copy has no news items to trace: say so, do not guess.
+      this.legend.replaceChildren(el('li', { class: 'muted', text: data.unavailable || 'The scenario seeds no news.' }));
       return;
     }
     this.legend.replaceChildren(...data.items.map((item, k) => {
       const heard = item.points.filter(([step]) => step <= this.step).reduce((_, [, count]) => count, 0);
       const swatch = el('span', { class: 'swatch' });
       swatch.style.background = SERIES_COLORS[k % SERIES_COLORS.length];
-      return el('li', {}, swatch, el('span', { text: item.label || item.news_id }),
+      return el('li', { title: `${item.news_id}: counted by ${item.method}, ${item.initial} knew at the start` }, swatch, el('span', { text: item.label || item.news_id }),
         el('span', { class: 'muted', text: ` ${heard}/${data.population} by now` }));
     }));
   }
@@ -171,7 +172,7 @@ export class TownPanel {
       el('div', { class: 'figures' },
         figure('calls / agent-hour', formatNumber(perHour.calls, 2), `target ≤ ${TARGET_CALLS}`, callsHigh),
         figure('tokens / agent-hour', formatNumber(perHour.tokens, 0), `target ≤ ${formatNumber(TARGET_TOKENS)}`, tokensHigh),
-        figure('model calls', formatNumber(usage.totals.calls), `${Math.round(cachedShare * 100)}% cached`),
+        figure('model calls', formatNumber(usage.totals.calls), `${Math.round(cachedShare * 100)}% cached; ${formatNumber(usage.totals.embedding_requests)} embedding requests apart`),
         figure('tokens', formatNumber(usage.totals.tokens), `${formatNumber(usage.totals.errors)} errors`),
         figure('prompt reused', shareText(usage.totals.reuse_share),
           `${formatNumber(usage.totals.reused_prompt_tokens)} of ${formatNumber(usage.totals.prompt_tokens)} prompt tokens read before`)),
