@@ -346,6 +346,40 @@ def test_a_line_with_the_wrong_name_or_kinship(speaker: str, listener: str, text
     assert findings(report, "identity") == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("speaker", "listener", "text"),
+    [
+        # Lines from a town run on the embedded model.
+        ("Mateo Alvarez", "Rosa Alvarez", "I'll wait for Rosa to finish her dressing."),
+        ("Daniel Okafor", "Lena Okafor", "I'll let Lena know we're planning to perform."),
+        ("Jonah Reed", "Mei Chen", "I see Mei Chen cooking dinner and preparing snacks."),
+        ("Jonah Reed", "Mateo Alvarez", "Mateo Alvarez: preparing guitar."),
+        ("Daniel Okafor", "Tomas Alvarez", "I'm sorry, I'm not sure how to assist you with that."),
+    ],
+)
+def test_a_line_that_loses_the_speakers_point_of_view(
+    speaker: str, listener: str, text: str
+) -> None:
+    report = audit(talk(0, [speaker, listener], [(speaker, text)]))
+    assert findings(report, "point_of_view") == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rosa, can you help me with the crates?",
+        "Hi Rosa! Ready for the market?",
+        "That sounds good, Rosa.",
+        "I see that you're already working on the snacks, Rosa Alvarez. Let's go on.",
+        "Tomas said he would fix the shelves.",
+        "Is that Rosa's new sign?",
+    ],
+)
+def test_addressing_the_listener_or_speaking_of_others_keeps_the_point_of_view(text: str) -> None:
+    report = audit(talk(0, ["Mateo Alvarez", "Rosa Alvarez"], [("Mateo Alvarez", text)]))
+    assert findings(report, "point_of_view") == (0, 1)
+
+
 def test_a_speaker_outside_the_conversation_is_a_mixup() -> None:
     events = talk(0, ["Mateo Alvarez", "Tomas Alvarez"], [("Mateo Alvarez", "Hello.")])
     events[1] = events[1].model_copy(

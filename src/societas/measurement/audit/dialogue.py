@@ -1,4 +1,5 @@
-"""Checks of spoken lines: who is addressed (names, kinship) and news the speaker never heard."""
+"""Checks of spoken lines: who is addressed (names, kinship), whose point of view a line keeps,
+and news the speaker never heard."""
 
 from __future__ import annotations
 
@@ -64,8 +65,15 @@ def _people(record: RunRecord) -> _People:
     return _People(by_name, relations)
 
 
+# Phrases of a chat assistant, not of a townsperson ("I'm not sure how to assist you with that").
+_ASSISTANT_SPEAK = re.compile(
+    r"\b(?:assist you|as an ai|language model|rephrase (?:it|that|your)|(?:your|that) request)\b",
+    re.IGNORECASE,
+)
+
+
 def dialogue_checks(record: RunRecord) -> list[CheckResult]:
-    return [_identity(record), _unheard_news(record)]
+    return [_identity(record), _point_of_view(record), _unheard_news(record)]
 
 
 # --------------------------------------------------------------------------- identity
@@ -165,6 +173,63 @@ def _is_kin(description: str, kin: str) -> bool:
     """Whether a relationship note ("my dad; easy to talk to") says ``kin``."""
     words = KIN_TERMS[kin][1]
     return any(re.search(rf"\b{word}\b", description) for word in words)
+
+
+# --------------------------------------------------------------------------- point of view
+
+
+def _point_of_view(record: RunRecord) -> CheckResult:
+    people = _people(record)
+    findings = []
+    for line in record.lines:
+        problem = _point_of_view_problem(line, people)
+        if problem is not None:
+            findings.append(_line_finding(line, problem))
+    return check_result(
+        "point_of_view",
+        FAMILY,
+        "lines that speak of the one listener as someone absent, read out an observation "
+        '("Name: doing something") or answer like a chat assistant',
+        "lines",
+        findings,
+        len(record.lines),
+    )
+
+
+def _point_of_view_problem(line: Line, people: _People) -> str | None:
+    text = line.text.strip()
+    leaked = re.match(r"^([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)+):\s", text)
+    if leaked and leaked.group(1).lower() in people.by_name:
+        return "reads out an observation"
+    if _ASSISTANT_SPEAK.search(text):
+        return "answers like a chat assistant"
+    if len(line.listeners) != 1:
+        return None  # with two listeners, speaking of one to the other is natural
+    (listener,) = line.listeners
+    called = {name for name, person in people.by_name.items() if person == listener}
+    covered: list[range] = []  # "Rosa" inside an already judged "Rosa Alvarez"
+    for name in sorted(called, key=len, reverse=True):
+        for match in re.finditer(rf"\b{re.escape(name)}\b(?!['’]s\b)", text, re.IGNORECASE):
+            if any(match.start() in span for span in covered):
+                continue
+            covered.append(range(match.start(), match.end()))
+            if _is_vocative_at(text, match.start(), match.end()):
+                continue
+            return f"speaks of {listener}, the listener, as someone absent"
+    return None
+
+
+def _is_vocative_at(text: str, start: int, end: int) -> bool:
+    """Whether the name at ``text[start:end]`` addresses someone: at the start of the line
+    before a comma or "!", after a greeting, or set off by a comma before the line's end."""
+    before, after = text[:start], text[end:]
+    if re.fullmatch(rf"\W*(?:{_OPENER}\W+)?", before, re.IGNORECASE) and re.match(
+        r"\s*[,!?]", after
+    ):
+        return True
+    if re.search(rf"\b{_GREETING},?\s+$", before, re.IGNORECASE):
+        return True
+    return bool(re.search(r",\s*$", before) and re.match(r"\s*[.!?,]", after))
 
 
 # --------------------------------------------------------------------------- news
