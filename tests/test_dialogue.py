@@ -371,6 +371,24 @@ async def test_an_unreadable_line_is_asked_for_once_more_then_ends_the_talk() ->
     assert lines == [("Bo Lin", 0), ("Bo Lin", 1), ("Mara Quist", 0), ("Mara Quist", 1)]
 
 
+async def test_an_observation_read_out_or_assistant_talk_is_not_a_line() -> None:
+    # From a town run: "Mateo Alvarez: preparing guitar." and "I'm not sure how to assist you
+    # with that request." were said as lines; neither is something a townsperson says.
+    def respond(call: ScriptedCall) -> Any:
+        if call.purpose == "converse_takeaway":
+            return {"memory": "We met.", "imp": 2, "plans": [], "notes": []}
+        if who(call) == "Bo Lin":
+            return {"say": "Hello Mara, fresh bread today?", "end": False}
+        if call.sample_index == 0:
+            return {"say": "Bo Lin: walking in the park.", "end": False}
+        return {"say": "I'm sorry, I'm not sure how to assist you with that request.", "end": False}
+
+    conversation = await talk(ScriptedLLM(respond))
+    assert [(u.speaker, u.text) for u in conversation.turns] == [
+        ("Bo Lin", "Hello Mara, fresh bread today?")
+    ]
+
+
 def test_views_address_the_speaker() -> None:
     assert view_of("Rosa Alvarez", "my mother; she expects me to run the market") == (
         "Rosa Alvarez — your mother; she expects you to run the market"

@@ -152,6 +152,13 @@ def whole_words(text: str, limit: int) -> str:
     return " ".join(words).rstrip(" ,;:-")
 
 
+# Phrases of a chat assistant, not of a townsperson ("I'm not sure how to assist you with that").
+ASSISTANT_SPEAK = re.compile(
+    r"\b(?:assist you|as an ai|language model|rephrase (?:it|that|your)|(?:your|that) request)\b",
+    re.IGNORECASE,
+)
+
+
 def capped_words(text: str, cap: int) -> str:
     """A model's short free text read right: in one script, and, when it filled its whole
     ``cap`` of characters (the answer's grammar stopped it, likely mid-word), ended at its last

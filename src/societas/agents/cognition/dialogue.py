@@ -62,6 +62,7 @@ from societas.agents.cognition.sentences import main_script, readable, was_cut
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Count, Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
+from societas.world.phrasing import ASSISTANT_SPEAK
 
 MIN_PEOPLE, MAX_PEOPLE = 2, 3
 MIN_TURNS, MAX_TURNS = 2, 8
@@ -464,12 +465,19 @@ def _opening(speaker: Speaker, talk: TalkState, others: list[str], reason: str) 
 
 
 def _line_text(say: str, speaker: Speaker, others: list[str]) -> str:
-    """The line as spoken: no leading "Name:" label, whole sentences, in the talk's script."""
+    """The line as spoken: no leading "Name:" label, whole sentences, in the talk's script.
+
+    Nothing is said (the talk ends) when the model reads out an observation of a listener
+    ("Mateo Alvarez: preparing guitar.") or answers like a chat assistant.
+    """
     text = model_text(say)
     for label in (speaker.name, speaker.persona.first_name):
         if text.lower().startswith(label.lower() + ":"):
             text = text[len(label) + 1 :]
             break
+    labels = {label.lower() for other in others for label in (other, other.split()[0])}
+    if text.split(":", 1)[0].strip().lower() in labels or ASSISTANT_SPEAK.search(text):
+        return ""
     return readable(text, cut=was_cut(say, LINE_CHARS), script=speaker.script)
 
 

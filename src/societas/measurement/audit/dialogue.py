@@ -13,6 +13,7 @@ from societas.measurement.audit.reader import Line, RunRecord
 from societas.measurement.audit.report import CheckResult, Finding, check_result
 from societas.measurement.news_spread import news_diffusion
 from societas.world.news_keywords import detect_news
+from societas.world.phrasing import ASSISTANT_SPEAK
 from societas.world.storylines import TrackedNews
 
 FAMILY = "dialogue"
@@ -63,13 +64,6 @@ def _people(record: RunRecord) -> _People:
         for spec in record.scenario.agent_specs()
     }
     return _People(by_name, relations)
-
-
-# Phrases of a chat assistant, not of a townsperson ("I'm not sure how to assist you with that").
-_ASSISTANT_SPEAK = re.compile(
-    r"\b(?:assist you|as an ai|language model|rephrase (?:it|that|your)|(?:your|that) request)\b",
-    re.IGNORECASE,
-)
 
 
 def dialogue_checks(record: RunRecord) -> list[CheckResult]:
@@ -201,7 +195,7 @@ def _point_of_view_problem(line: Line, people: _People) -> str | None:
     leaked = re.match(r"^([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)+):\s", text)
     if leaked and leaked.group(1).lower() in people.by_name:
         return "reads out an observation"
-    if _ASSISTANT_SPEAK.search(text):
+    if ASSISTANT_SPEAK.search(text):
         return "answers like a chat assistant"
     if len(line.listeners) != 1:
         return None  # with two listeners, speaking of one to the other is natural
