@@ -372,6 +372,7 @@ def test_a_line_that_loses_the_speakers_point_of_view(
         "That sounds good, Rosa.",
         "I see that you're already working on the snacks, Rosa Alvarez. Let's go on.",
         "Tomas said he would fix the shelves.",
+        "I'll check the park. Rosa, let me know if you need anything.",
         "Is that Rosa's new sign?",
     ],
 )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from societas.agents.cognition.reflection import (
+    INSIGHT_CHARS,
     InsightsAnswer,
     QuestionsAnswer,
     ReflectionConfig,
@@ -145,7 +146,7 @@ async def test_invalid_citations_are_dropped() -> None:
     stream = _day_stream()
     llm = _reflector(insights)
     new = await reflect(llm, ADA, stream, NOW)
-    assert [stream.by_id(i).text for i in new] == ["Ada is tired"]
+    assert [stream.by_id(i).text for i in new] == ["Ada is tired."]
     listed = _statements(llm.calls[1])
     assert stream.texts(stream.by_id(new[0]).evidence) == [listed[0]]
 
@@ -217,3 +218,20 @@ def test_config_limits_are_checked() -> None:
         ReflectionConfig(questions=0)
     with pytest.raises(ValueError, match="reflection setting evidence"):
         ReflectionConfig(evidence=500)
+
+
+async def test_an_insight_cut_at_its_bound_or_drifting_script_keeps_whole_sentences() -> None:
+    # From a town run: "... He will work on his campaign by enl余" and an insight stopped at
+    # its length bound ("... to celebrate her brother Daniel's 31st").
+    cut = "Ada works hard. She hopes the bakery will grow and that she can hire " + "x" * 200
+    cut = cut[:INSIGHT_CHARS]
+
+    def insights(call: ScriptedCall) -> Insights:
+        return [
+            {"text": "Ada is tired. She will rest by enl余", "cites": [1], "importance": 5},
+            {"text": cut, "cites": [2], "importance": 5},
+        ]
+
+    stream = _day_stream()
+    new = await reflect(_reflector(insights), ADA, stream, NOW)
+    assert [stream.by_id(i).text for i in new] == ["Ada is tired.", "Ada works hard."]

@@ -30,7 +30,7 @@ Examples
 [0, 1]
 >>> new = asyncio.run(reflect(llm, Persona(name="Ada", age=30), stream, now))
 >>> [(stream.by_id(i).text, stream.by_id(i).evidence) for i in new]
-[('Ada loves her bakery', (0, 1))]
+[('Ada loves her bakery.', (0, 1))]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field, create_model
 
 from societas.agents.cognition.importance import Score, numbered
 from societas.agents.cognition.schemas import bounded_params, render_prompt
+from societas.agents.cognition.sentences import main_script, readable
 from societas.agents.persona import Persona
 from societas.llm.types import LanguageModel, SamplingParams
 from societas.memory.records import MemoryKind
@@ -293,11 +294,15 @@ def checked_insights(drafts: Sequence[InsightAnswer], listed: Sequence[int]) -> 
     >>> drafts = [InsightAnswer(text="Bo is shy", cites=[2, 7], importance=4),
     ...           InsightAnswer(text="Bo is lost", cites=[9], importance=5)]
     >>> checked_insights(drafts, [10, 14])
-    [Insight(text='Bo is shy', evidence=(14,), importance=4)]
+    [Insight(text='Bo is shy.', evidence=(14,), importance=4)]
     """
     kept: dict[str, Insight] = {}
     for draft in drafts:
-        text = " ".join(draft.text.split())
+        # Whole sentences in one script: an insight stopped at its length bound loses its
+        # unfinished sentence (and is dropped when none is left).
+        said = " ".join(draft.text.split())
+        cut = len(said) >= INSIGHT_CHARS
+        text = readable(said, cut=cut, script=main_script(said))
         ids = sorted({listed[n - 1] for n in draft.cites if 1 <= n <= len(listed)})
         if ids and text and text.lower() not in kept:
             kept[text.lower()] = Insight(text, tuple(ids), draft.importance)

@@ -214,12 +214,11 @@ def _point_of_view_problem(line: Line, people: _People) -> str | None:
 
 
 def _is_vocative_at(text: str, start: int, end: int) -> bool:
-    """Whether the name at ``text[start:end]`` addresses someone: at the start of the line
-    before a comma or "!", after a greeting, or set off by a comma before the line's end."""
+    """Whether the name at ``text[start:end]`` addresses someone: at the start of a sentence
+    before a comma or "!", after a greeting, or set off by commas."""
     before, after = text[:start], text[end:]
-    if re.fullmatch(rf"\W*(?:{_OPENER}\W+)?", before, re.IGNORECASE) and re.match(
-        r"\s*[,!?]", after
-    ):
+    sentence_start = rf"(?:^|[.!?]\s+)\W*(?:{_OPENER}\W+)?$"
+    if re.search(sentence_start, before, re.IGNORECASE) and re.match(r"\s*[,!?]", after):
         return True
     if re.search(rf"\b{_GREETING},?\s+$", before, re.IGNORECASE):
         return True

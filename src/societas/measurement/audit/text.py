@@ -69,7 +69,8 @@ def _texts(record: RunRecord) -> Iterator[_Text]:
         if talk.summary:
             yield _Text(None, _at(talk.time), "summary", talk.summary, True)
     for note in record.notes:
-        yield _Text(note.agent, _at(note.time), f"note on {note.other}", note.text, True)
+        # A note is a label ("my younger brother; works with me"), not a sentence: no stop needed.
+        yield _Text(note.agent, _at(note.time), f"note on {note.other}", note.text, False)
     for memory in record.memories:
         sentence = memory.kind in ("dialogue", "reflection")
         yield _Text(memory.agent, _at(memory.time), f"{memory.kind} memory", memory.text, sentence)
