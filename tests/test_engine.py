@@ -226,3 +226,15 @@ async def test_a_conversation_the_model_cannot_write_is_recorded_and_the_run_goe
     assert kinds.get("conversation_failed", 0) >= 1
     assert kinds.get("conversation", 0) == 0 and kinds.get("utterance", 0) == 0
     assert sim.knowers["book_club"] == {"Iris Vance"}
+
+
+def test_a_gathering_is_in_its_hosts_plan_and_no_one_elses(recorded_town: Path) -> None:
+    with RunStore.open(recorded_town, readonly=True) as store:
+        plans = [e.event for e in store.iter_events(kinds=["plan"])]
+    hosting = {
+        (plan.agent, block["start"], block["end"], block["place"])
+        for plan in plans
+        for block in plan.data["blocks"]
+        if block["activity"].startswith("host my Valentine's party")
+    }
+    assert hosting == {("Lena Okafor", "17:00", "19:00", "Bluebird Cafe:dining room")}

@@ -323,6 +323,21 @@ def test_gathering_attendance_with_invitations() -> None:
     assert result.share_of_invited == pytest.approx(1 / 3)
 
 
+def test_the_host_is_not_counted_among_the_invited() -> None:
+    # Ada hosts (the scenario puts the party in her plan): her coming decides nothing.
+    result = gathering_attendance(
+        attendance_log(),
+        GATHERING.model_copy(update={"host": "Ada"}),
+        run_end=at(240),
+        run_start=T0,
+        invited={"Ada", "Bo", "Fay"},
+    )
+    assert result.host == "Ada" and "Ada" in result.attendees
+    assert result.invited == ["Bo", "Fay"]
+    assert result.invited_attendees == [] and result.share_of_invited == 0
+    assert result.uninvited_attendees == ["Ed"]
+
+
 def test_a_run_that_stops_early_clips_presence() -> None:
     result = gathering_attendance(
         [move(60, "Ada", "cafe")], GATHERING.model_copy(update={"min_minutes": 20}), run_end=at(70)

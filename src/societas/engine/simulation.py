@@ -36,6 +36,7 @@ from societas.engine.budget import BudgetExhausted, BudgetGuard, chat_cost
 from societas.engine.checkpoints import StreamSaver
 from societas.engine.config import SimulationConfig
 from societas.engine.conversations import hold_conversations
+from societas.engine.gatherings import host_appointments
 from societas.engine.gc_thresholds import fewer_collections
 from societas.engine.interventions import apply_due_interventions, check_intervention
 from societas.engine.perception import perceive, remember_observations
@@ -161,6 +162,9 @@ class Simulation:
             )
             for spec in scenario.agent_specs()
         }
+        for host, appointment in host_appointments(scenario):
+            if host in agents:  # a gathering is its host's own appointment, from the scenario
+                agents[host].commitments.append(appointment)
         store = None
         if out_dir is not None:
             store = RunStore.create(

@@ -23,7 +23,10 @@ class Attendance(BaseModel):
     min_minutes: float
     minutes: dict[str, float] = Field(description="minutes at the place in the window, if any")
     attendees: list[str]
-    invited: list[str] | None = Field(description="heard of it before it ended; None: unknown")
+    host: str | None = Field(default=None, description="holds it; never counted as invited")
+    invited: list[str] | None = Field(
+        description="heard of it before it ended, the host excepted; None: unknown"
+    )
     invited_attendees: list[str] | None
     uninvited_attendees: list[str] | None
     share_of_invited: float | None
@@ -100,8 +103,10 @@ def gathering_attendance(
     if agents is not None:
         minutes = {name: spent for name, spent in minutes.items() if name in agents}
     attendees = sorted(name for name, spent in minutes.items() if spent >= gathering.min_minutes)
-    invited_list = None if invited is None else sorted(invited)
-    came = None if invited is None else sorted(set(attendees) & set(invited))
+    # The host holds the gathering (the scenario puts it in the host's plan), so only the others'
+    # coming is something the agents decided.
+    invited_list = None if invited is None else sorted(set(invited) - {gathering.host})
+    came = None if invited_list is None else sorted(set(attendees) & set(invited_list))
     return Attendance(
         gathering_id=gathering.id,
         place=gathering.place,
@@ -112,7 +117,10 @@ def gathering_attendance(
         attendees=attendees,
         invited=invited_list,
         invited_attendees=came,
-        uninvited_attendees=None if invited is None else sorted(set(attendees) - set(invited)),
+        host=gathering.host,
+        uninvited_attendees=None
+        if invited is None
+        else sorted(set(attendees) - set(invited) - {gathering.host}),
         share_of_invited=(len(came) / len(invited_list))
         if came is not None and invited_list
         else None,

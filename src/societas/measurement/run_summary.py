@@ -78,9 +78,15 @@ class RunSummary(BaseModel):
                 else f" ({len(gathering.invited_attendees or [])} of "
                 f"{len(gathering.invited)} invited)"
             )
+            host = (
+                ""
+                if gathering.host is None
+                else f"; host {gathering.host} "
+                + ("there" if gathering.host in gathering.attendees else "not there")
+            )
             lines.append(
                 f"Gathering {gathering.gathering_id!r} at {gathering.place}: "
-                f"{len(gathering.attendees)} attended{invited}"
+                f"{len(gathering.attendees)} attended{invited}{host}"
             )
         return "\n".join(lines)
 

@@ -281,6 +281,7 @@ class Scenario(_Spec):
                     end=gathering.end,
                     min_minutes=gathering.min_minutes,
                     news_id=gathering.news_id,
+                    host=gathering.host,
                 )
                 for gathering in self.gatherings
             ],

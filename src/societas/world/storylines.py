@@ -52,6 +52,7 @@ class TrackedGathering(BaseModel):
     end: datetime
     min_minutes: float = Field(default=15.0, ge=0)
     news_id: str | None = None
+    host: str | None = None  # holds it (an appointment of their own), so is not an invitee
 
     @model_validator(mode="after")
     def _window_forward(self) -> Self:
