@@ -355,6 +355,9 @@ def test_a_line_with_the_wrong_name_or_kinship(speaker: str, listener: str, text
         ("Jonah Reed", "Mei Chen", "I see Mei Chen cooking dinner and preparing snacks."),
         ("Jonah Reed", "Mateo Alvarez", "Mateo Alvarez: preparing guitar."),
         ("Daniel Okafor", "Tomas Alvarez", "I'm sorry, I'm not sure how to assist you with that."),
+        ("Mateo Alvarez", "Rosa Alvarez", "I'm sorry, but I can't assist with that."),
+        ("Rosa Alvarez", "Mateo Alvarez", "I can't discuss that. Feel free to ask anything else."),
+        ("Tomas Alvarez", "Rosa Alvarez", "Can you please provide more context?"),
     ],
 )
 def test_a_line_that_loses_the_speakers_point_of_view(

@@ -238,6 +238,11 @@ def test_the_talk_state_decides_endings() -> None:
     echo.add("Hello Mei! I was just making toast. Is there something you need?", False)
     echo.add("Hi Jonah! I was just making toast. Is there something you need?", False)
     assert echo.over and len(echo.turns) == 1
+    # The same greeting back, with the other's name: an echo too.
+    greeting = TalkState(("Mateo Alvarez", "Rosa Alvarez"), 6)
+    greeting.add("Hello Rosa, how are you?", False)
+    greeting.add("Hello Mateo, how are you?", False)
+    assert greeting.over and len(greeting.turns) == 1
     wrapped = TalkState(("Daniel Okafor", "Tomas Alvarez"), 6)
     wrapped.add("I'll make breakfast right now, Tomas!", False)
     wrapped.add("I'll make breakfast right now, Tomas! Let's continue working.", False)

@@ -154,7 +154,9 @@ def whole_words(text: str, limit: int) -> str:
 
 # Phrases of a chat assistant, not of a townsperson ("I'm not sure how to assist you with that").
 ASSISTANT_SPEAK = re.compile(
-    r"\b(?:assist you|as an ai|language model|rephrase (?:it|that|your)|(?:your|that) request)\b",
+    r"\b(?:assist (?:you|with)|as an ai|language model|rephrase (?:it|that|your)"
+    r"|(?:your|that) request|provide more context|clarify your question|feel free to ask"
+    r"|any other questions|happy to help if i can)\b",
     re.IGNORECASE,
 )
 

@@ -206,7 +206,10 @@ class TalkState:
         speaker = self.next_speaker
         if speaker is None:
             raise ValueError("the talk is over")
-        words = frozenset(_WORD.findall(text.lower()))
+        # The participants' names aside: "Hello Mateo, how are you?" answered with "Hello Rosa,
+        # how are you?" is the same line.
+        names = {word for name in self.names for word in _WORD.findall(name.lower())}
+        words = frozenset(_WORD.findall(text.lower())) - names
         if not words or any(_echoes(words, earlier) for earlier in self._said):
             self.over = True
             return
