@@ -167,3 +167,10 @@ async def test_a_reason_cut_at_its_cap_or_drifting_script_reads_as_whole_words()
         ScriptedLLM(lambda call: answer("talk", "Bo Lin", why="it is a good时机 to ask")), [BO]
     )
     assert drifted.reason == "it is a good to ask"
+
+
+async def test_a_detour_called_none_is_no_detour() -> None:
+    # From a town run: "12:00-12:15 none @ Bluebird Cafe:dining room" came from this answer.
+    llm = ScriptedLLM(lambda call: answer("replan", act="none", at="bakery:shop"))
+    reaction = await react(llm, [BO], places=["bakery:shop"])
+    assert reaction.detour == "" and reaction.place is None

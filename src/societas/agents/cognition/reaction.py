@@ -163,7 +163,9 @@ def _settle(answer: ReactionAnswer, names: tuple[str, ...]) -> Reaction:
             target = names[0]
         else:
             choice = "continue"
-    detour = model_text(capped_words(answer.act, ACT_CHARS)) if choice == "replan" else ""
+    act = model_text(capped_words(answer.act, ACT_CHARS))
+    # "none" is the prompt's word for no detour, not an activity to put in the plan.
+    detour = act if choice == "replan" and act.lower().strip(".") != NONE else ""
     place = choice_or_none(answer.at) if detour else None
     return Reaction(
         choice=choice,
