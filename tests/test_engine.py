@@ -192,7 +192,11 @@ async def test_a_replanning_reaction_takes_its_detour_without_another_call(
     )
     sim = await Simulation.start(load_scenario("duo"), None, llm, SimulationConfig(seed=1))
     await sim.run(hours=2.0)
-    assert not [call for call in llm.calls if call.purpose == "replan"]
+    # Every reaction replans; a detour that breaks none of the routine's rules is laid over the
+    # plan by code, only one that would (work left without a reason) asks for a checked replan.
+    reactions = [call for call in llm.calls if call.purpose == "react"]
+    replans = [call for call in llm.calls if call.purpose == "replan"]
+    assert len(replans) < len(reactions)
     detoured = [
         agent
         for agent in sim.agents.values()

@@ -307,6 +307,23 @@ def test_declining_gives_the_slot_back_to_the_routine() -> None:
     assert restored.blocks == plan.blocks
 
 
+def test_a_detour_that_cuts_a_meal_in_two_is_refused() -> None:
+    from societas.agents.cognition.planning import DayPlan
+
+    usual = routine_day(ROUTINE, HOME)
+    agent = Agent(persona=ROSA, home=HOME, routine=ROUTINE)
+    agent.plan = DayPlan(day=DAY, wake=usual[0].start, sleep=usual[-1].end, home=HOME, blocks=usual)
+    # From a town run: a detour at 19:20 left "19:15-19:20 dinner" and "19:45-20:00 dinner".
+    shelves = "Bluebird Cafe:dining room"
+    dinner = datetime(2026, 2, 13, 19, 20)
+    assert not agent.take_detour("build the shelves", shelves, 25, dinner, "shelves")
+    assert agent.plan.blocks == usual
+    # The same detour in free time after dinner is taken, without a model call.
+    evening = datetime(2026, 2, 13, 20, 30)
+    assert agent.take_detour("build the shelves", shelves, 30, evening, "shelves")
+    assert agent.plan.block_at(20 * 60 + 40).activity == "build the shelves"
+
+
 # --- routines from scenarios and from lifestyles ---------------------------------------------
 
 

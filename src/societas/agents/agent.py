@@ -27,6 +27,7 @@ from societas.agents.cognition.day_planning import (
 from societas.agents.cognition.decomposition import decompose_block
 from societas.agents.cognition.emoji import EmojiMemo, emoji_for
 from societas.agents.cognition.importance import ImportanceMemo, rate_importance
+from societas.agents.cognition.plan_rules import check_plan
 from societas.agents.cognition.planning import (
     SLEEPING,
     Action,
@@ -438,18 +439,44 @@ class Agent:
         """Lay a reaction's detour ("check the boiler for 30 min") over the plan, no model call.
 
         The rest of the day resumes after it, so a reaction that changes the next hour does not
-        need a model call to rewrite the whole day. False when there is no plan to change.
+        need a model call to rewrite the whole day. False when there is no plan to change, or when
+        the detour would break a rule of the routine the plan kept (cut a meal in two, skip
+        work without a reason): the caller then asks for a checked replan instead.
         """
         if self.plan is None:
             return False
         updated = with_detour(self.plan, activity, place, minutes, now)
-        if updated == self.plan:
+        if updated == self.plan or self._breaks_rules(updated, now, [reason, activity]):
             return False
         self.plan = updated
         self.actions = []
         self.current = None
         self._record_plan(reason or activity)
         return True
+
+    def _breaks_rules(self, updated: DayPlan, now: datetime, reasons: list[str]) -> bool:
+        """Whether ``updated`` breaks a plan rule the current plan keeps (the whole day is
+        compared: a detour that cuts the meal under way in two leaves a second one ahead)."""
+        routine, current = self.routine, self.plan
+        if routine is None or current is None:
+            return False
+        places = {block.place for block in (*current.blocks, *updated.blocks)}
+        fixed = [c for c in self.commitments if c.fixed and c.day == now.date()]
+
+        def rules(plan: DayPlan) -> list[str]:
+            return [
+                v.rule
+                for v in check_plan(
+                    plan.blocks,
+                    routine,
+                    allowed=places,
+                    reasons=reasons,
+                    commitments=fixed,
+                )
+            ]
+
+        before, after = rules(current), rules(updated)
+        return any(after.count(rule) > before.count(rule) for rule in set(after))
 
     def _record_plan(self, reason: str) -> None:
         assert self.plan is not None
