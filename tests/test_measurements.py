@@ -484,3 +484,6 @@ def test_summarise_run_bundles_every_measurement(tmp_path: Path) -> None:
     assert "5 agents, 6 events" in text
     assert "News 'party': 1 -> 3 of 5 agents (60%, from keywords)" in text
     assert "Gathering 'party' at cafe: 2 attended (1 of 2 invited)" in text
+    # A run that stops before a gathering begins says so instead of counting nobody.
+    early = summary.model_copy(update={"end": at(30)})
+    assert "Gathering 'party' at cafe: not yet held (it starts" in early.describe()

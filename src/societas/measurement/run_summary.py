@@ -78,6 +78,13 @@ class RunSummary(BaseModel):
                 else f" ({len(gathering.invited_attendees or [])} of "
                 f"{len(gathering.invited)} invited)"
             )
+            if self.end <= gathering.start:  # the run stopped before it began: nothing to count
+                lines.append(
+                    f"Gathering {gathering.gathering_id!r} at {gathering.place}: not yet held "
+                    f"(it starts {gathering.start:%Y-%m-%d %H:%M}; the run stopped at "
+                    f"{self.end:%H:%M})"
+                )
+                continue
             host = (
                 ""
                 if gathering.host is None
