@@ -137,16 +137,12 @@ def _wrong_kinship(line: Line, people: _People) -> str | None:
 
 def _vocatives(text: str, names: str) -> Iterator[str]:
     """Words of ``names`` (a regex alternation) used to address someone: "Tomas, ...",
-    "Hi Tomas", "..., Tomas." or "..., Tomas! Let's go"."""
+    "Hi Tomas", "..., Tomas." or "..., Tomas! Let's go" (see :func:`_is_vocative_at`)."""
     if not names:
         return
-    patterns = (
-        rf"^\W*(?:{_OPENER}\W+)?({names})\s*[,!?]",
-        rf"\b{_GREETING},?\s+({names})\b",
-        rf",\s*({names})\s*[.!?]",
-    )
-    for pattern in patterns:
-        for match in re.finditer(pattern, text.strip(), re.IGNORECASE):
+    text = text.strip()
+    for match in re.finditer(rf"\b({names})\b", text, re.IGNORECASE):
+        if _is_vocative_at(text, match.start(), match.end()):
             yield match.group(1)
 
 
