@@ -161,6 +161,11 @@ ASSISTANT_SPEAK = re.compile(
 )
 
 
+def was_cut(text: str, max_length: int) -> bool:
+    """Whether a grammar-bounded string reached its bound (so it may stop mid-sentence)."""
+    return len(text) >= max_length - 1
+
+
 def capped_words(text: str, cap: int) -> str:
     """A model's short free text read right: in one script, and, when it filled its whole
     ``cap`` of characters (the answer's grammar stopped it, likely mid-word), ended at its last
@@ -172,7 +177,7 @@ def capped_words(text: str, cap: int) -> str:
     'it is a good'
     """
     line = " ".join(text.split())
-    limit = cap - 1 if len(line) >= cap else cap
+    limit = len(line) - 1 if was_cut(text, cap) else cap
     return whole_words(one_script(line), limit)
 
 

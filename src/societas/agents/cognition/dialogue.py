@@ -58,11 +58,11 @@ from societas.agents.cognition.schemas import (
     one_line,
     parse_clock,
 )
-from societas.agents.cognition.sentences import main_script, readable, was_cut
+from societas.agents.cognition.sentences import main_script, readable
 from societas.agents.persona import Persona
 from societas.llm.narrowing import Count, Narrowed, narrow
 from societas.llm.types import LanguageModel, SamplingParams
-from societas.world.phrasing import ASSISTANT_SPEAK
+from societas.world.phrasing import ASSISTANT_SPEAK, was_cut
 
 MIN_PEOPLE, MAX_PEOPLE = 2, 3
 MIN_TURNS, MAX_TURNS = 2, 8

@@ -51,6 +51,7 @@ from societas.llm.types import LanguageModel, SamplingParams
 from societas.memory.records import MemoryKind
 from societas.memory.retrieval import DEFAULT_WEIGHTS, RetrievalWeights, retrieve_union
 from societas.memory.stream import MemoryStream
+from societas.world.phrasing import was_cut
 
 DEFAULT_THRESHOLD = 150.0
 MAX_QUESTIONS = 5
@@ -301,8 +302,7 @@ def checked_insights(drafts: Sequence[InsightAnswer], listed: Sequence[int]) -> 
         # Whole sentences in one script: an insight stopped at its length bound loses its
         # unfinished sentence (and is dropped when none is left).
         said = " ".join(draft.text.split())
-        cut = len(said) >= INSIGHT_CHARS
-        text = readable(said, cut=cut, script=main_script(said))
+        text = readable(said, cut=was_cut(draft.text, INSIGHT_CHARS), script=main_script(said))
         ids = sorted({listed[n - 1] for n in draft.cites if 1 <= n <= len(listed)})
         if ids and text and text.lower() not in kept:
             kept[text.lower()] = Insight(text, tuple(ids), draft.importance)

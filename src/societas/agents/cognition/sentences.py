@@ -84,8 +84,3 @@ def readable(text: str, *, cut: bool, script: str) -> str:
     if start is not None:
         return whole_sentences(text[:start], cut=True)
     return whole_sentences(text, cut=cut)
-
-
-def was_cut(text: str, max_length: int) -> bool:
-    """Whether a grammar-bounded string reached its bound (so it may stop mid-sentence)."""
-    return len(text) >= max_length - 1
