@@ -14,6 +14,7 @@ they come is theirs to decide from what they heard, and the attendance figures c
 
 from __future__ import annotations
 
+from societas.agents.agent import minute_of_day
 from societas.agents.cognition.planning import Commitment
 from societas.scenarios.scenario import Scenario
 from societas.world.phrasing import whole_words
@@ -26,8 +27,7 @@ def host_appointments(scenario: Scenario) -> list[tuple[str, Commitment]]:
     first room when the scenario names an area), time and length, on its day."""
     appointments = []
     for gathering in scenario.gatherings:
-        rooms = [gathering.place] if ":" in gathering.place else []
-        rooms = rooms or scenario.places.rooms(gathering.place) or [gathering.place]
+        rooms = [] if ":" in gathering.place else scenario.places.rooms(gathering.place)
         minutes = int((gathering.end - gathering.start).total_seconds() // 60)
         what = gathering.description.strip().rstrip(".").replace(f"{gathering.host}'s", "my")
         appointments.append(
@@ -35,8 +35,8 @@ def host_appointments(scenario: Scenario) -> list[tuple[str, Commitment]]:
                 gathering.host,
                 Commitment(
                     description=whole_words(f"host {what}", DESCRIPTION_CHARS),
-                    place=rooms[0],
-                    start=gathering.start.hour * 60 + gathering.start.minute,
+                    place=rooms[0] if rooms else gathering.place,
+                    start=minute_of_day(gathering.start),
                     minutes=max(5, min(minutes, 8 * 60)),
                     day=gathering.start.date(),
                     decided=True,
