@@ -26,9 +26,6 @@ class RecordedCallTotals(BaseModel):
     ``calls`` counts the recorded requests, those answered from the response cache included: what
     the live meter calls ``requests`` (its ``calls`` are the backend calls the requests took).
 
-    ``calls`` counts the recorded requests, those answered from the response cache included: what
-    the live meter calls ``requests`` (its ``calls`` are the backend calls the requests took).
-
     ``reused_prompt_tokens`` are the prompt tokens the server did not read again (a warm slot or
     prompt cache); ``reuse_share`` is their share of ``prompt_tokens``, None when no prompt was
     sent. ``cache_hits`` are requests answered from the response cache, which send no prompt.
